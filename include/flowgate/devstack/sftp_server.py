@@ -28,7 +28,8 @@ class _KeyOnlyServer(asyncssh.SSHServer):
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         keys = self._authorized.get(username)
-        return bool(keys and keys.validate(key, "", "")) if keys else False
+        # validate() returns the key's options ({} when it has none), or None if unknown.
+        return keys is not None and keys.validate(key, "", "") is not None
 
 
 def _sftp_factory(root: Path):
