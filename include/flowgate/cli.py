@@ -48,5 +48,54 @@ def down() -> None:
     typer.echo(f"Stopped {len(stopped)} service(s).")
 
 
+def _load_env_file(cfg: StackConfig) -> None:
+    """Read the stack's .env into this process (values already set win)."""
+    from dotenv import load_dotenv
+
+    load_dotenv(cfg.env_file, override=False)
+
+
+@app.command()
+def trigger(
+    dag_id: str,
+    wait: bool = typer.Option(True, help="Wait for the run to finish and show each task's state."),
+    timeout: float = typer.Option(900, help="Seconds to wait for the run."),
+) -> None:
+    """Trigger a DAG through Airflow's REST API (as the UI does) on the running stack."""
+    from flowgate.airflow_api import AirflowApi
+
+    _load_env_file(_config())
+    api = AirflowApi.login()
+    if not wait:
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+        typer.echo(f"triggered {dag_id}: run {api.trigger(dag_id)}")
+        return
+    run, tasks = api.run_dag(dag_id, timeout=timeout)
+    for task_id, state in sorted(tasks.items()):
+        typer.echo(f"  {task_id:<24} {state}")
+    typer.echo(f"{dag_id} run {run['dag_run_id']}: {run['state']}")
+    if run["state"] != "success":
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave the stack up afterwards.")) -> None:
+    """Bring the stack up, run the platform's DAGs through the scheduler, show the results."""
+    cfg = _config()
+    up(airflow=True)
+    try:
+        typer.echo("\nRunning platform_smoke through the Airflow scheduler ...")
+        trigger("platform_smoke", wait=True, timeout=900)
+        typer.echo(f"\nAirflow UI: http://127.0.0.1:{cfg.ports.airflow} "
+                   "(login: FLOWGATE_AIRFLOW_USER / FLOWGATE_AIRFLOW_PASSWORD in .env)")
+    finally:
+        if keep_running:
+            typer.echo("The stack keeps running; stop it with `make down`.")
+        else:
+            typer.echo("\nStopping the stack (use --keep-running / KEEP_RUNNING=1 to leave it up).")
+            down()
+
+
 if __name__ == "__main__":
     app()

@@ -86,8 +86,11 @@ class StackConfig:
 
     @cached_property
     def jars_dir(self) -> Path:
-        """Jars resolved from Maven Central by ``make setup`` (Kafka broker, Spark connector)."""
-        return self.state_dir / "jars"
+        """Jars resolved from Maven Central by ``make setup`` (Kafka broker, Spark connector).
+
+        Always the repo's own ``.flowgate/jars``: a stack with another state dir (a test's)
+        shares them instead of resolving them again."""
+        return self.root / ".flowgate" / "jars"
 
     def data_dir(self, service: str) -> Path:
         return self.state_dir / "data" / service

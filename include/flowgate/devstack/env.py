@@ -91,7 +91,7 @@ def airflow_settings(cfg: StackConfig) -> dict[str, str]:
         "FLOWGATE_AIRFLOW_USER": AIRFLOW_ADMIN_USER,
         "FLOWGATE_AIRFLOW_PASSWORD": secrets["airflow_admin"],
         "FLOWGATE_HOME": str(cfg.state_dir),
-        "FLOWGATE_SPARK_JARS": ",".join(str(p) for p in sorted((cfg.jars_dir / "spark").glob("*.jar"))),
+        "FLOWGATE_SPARK_JARS": ",".join(str(p) for p in sorted((cfg.jars_dir / "spark-kafka").glob("*.jar"))),
     }
 
 

@@ -45,14 +45,14 @@ def _java() -> str:
 
 
 def _classpath(cfg: StackConfig) -> str:
-    return f"{cfg.jars_dir / 'kafka'}/*"
+    return f"{cfg.jars_dir / 'kafka-broker'}/*"
 
 
 def _check_prerequisites(cfg: StackConfig) -> None:
     if not shutil.which("java"):
         raise ServiceError("kafka needs Java 17+ on PATH (install a JRE, e.g. openjdk-17-jre-headless)")
-    if not any((cfg.jars_dir / "kafka").glob("kafka_2.13-*.jar")):
-        raise ServiceError(f"kafka jars missing in {cfg.jars_dir / 'kafka'}: run `make setup` (Maven resolves them)")
+    if not any((cfg.jars_dir / "kafka-broker").glob("kafka_2.13-*.jar")):
+        raise ServiceError(f"kafka jars missing in {cfg.jars_dir / 'kafka-broker'}: run `make setup` (Maven resolves them)")
 
 
 def write_server_properties(cfg: StackConfig) -> Path:
