@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 
 from flowgate.devstack import stack
@@ -77,6 +79,27 @@ def trigger(
     typer.echo(f"{dag_id} run {run['dag_run_id']}: {run['state']}")
     if run["state"] != "success":
         raise typer.Exit(1)
+
+
+seed_app = typer.Typer(help="Load deterministic demo data into the sources.", no_args_is_help=True)
+app.add_typer(seed_app, name="seed")
+
+
+@seed_app.command("finance")
+def seed_finance_cmd(
+    business_date: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Business date YYYY-MM-DD."),
+    postings: int = typer.Option(100_000, help="Postings to generate for the date."),
+    seed: int = typer.Option(42, help="Random seed: the same seed gives identical rows."),
+) -> None:
+    """Replace one business date of the core-banking source with generated books."""
+    from flowgate.common.connections import postgres_dsn
+    from flowgate.finance.generator import seed_finance
+
+    _load_env_file(_config())
+    summary = seed_finance(postgres_dsn("core_banking"), business_date.date(), postings, seed)
+    typer.echo(f"core_banking {summary.business_date}: {summary.postings} postings in {summary.transactions} "
+               f"transactions ({summary.pending} pending), {summary.control_total_rows} control totals, "
+               f"debits = credits = {summary.debit_total}")
 
 
 @app.command()
