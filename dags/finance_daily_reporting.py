@@ -37,7 +37,7 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
         business_date=context["data_interval_start"].date(),
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
-        run_type=str(dag_run.run_type),
+        run_type=getattr(dag_run.run_type, "value", str(dag_run.run_type)),  # scheduled, manual, backfill
         source_dsn=postgres_dsn(SOURCE_CONN_ID),
         mart_dsn=postgres_dsn(MART_CONN_ID),
     )
@@ -47,7 +47,7 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
     dag_id="finance_daily_reporting",
     # Interval timetable: each run owns the business day [00:00, 24:00) UTC it follows.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1),
+    start_date=datetime(2025, 1, 1),  # the earliest business date analysts can backfill
     catchup=False,
     max_active_runs=4,  # backfill days run side by side; each has its own staging schema
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},

@@ -7,10 +7,17 @@ already running is reused and left running.
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 
 from flowgate.devstack import stack
 from flowgate.devstack.config import StackConfig
+from flowgate.devstack.process import http_ok
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +42,26 @@ def airflow_api(running_stack):
     from flowgate.airflow_api import AirflowApi
 
     return AirflowApi.login()
+
+
+@pytest.fixture
+def webhook_receiver(tmp_path, monkeypatch):
+    """A webhook receiver of our own (the alert sink on a free port), which the
+    ``alert_webhook`` connection points at for this test: (url, file of alerts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "alerts.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "flowgate.devstack.alert_sink",
+                             "--port", str(port), "--out", str(out)])
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(f"http://127.0.0.1:{port}/health"):
+            assert time.monotonic() < deadline, "webhook receiver did not start"
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/hooks/oncall"
+        monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": url}))
+        yield url, out
+    finally:
+        proc.terminate()
+        proc.wait(10)

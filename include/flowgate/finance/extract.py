@@ -46,6 +46,9 @@ SNAPSHOT_QUERIES = {
 }
 
 
+EXTRACT_APPLICATION = "flowgate-finance-extract"
+
+
 @dataclass(frozen=True)
 class StagedDate:
     schema: str
@@ -61,7 +64,9 @@ def staging_schema_name(business_date: date, run_id: str) -> str:
 
 def stage_business_date(source_dsn: str, mart_dsn: str, business_date: date, schema: str) -> StagedDate:
     counts: dict[str, int] = {}
-    with psycopg.connect(source_dsn) as src, psycopg.connect(mart_dsn) as mart:
+    # Named connections: an operator (or a test) can find the extract in pg_stat_activity.
+    with psycopg.connect(source_dsn, application_name=EXTRACT_APPLICATION) as src, \
+            psycopg.connect(mart_dsn, application_name=EXTRACT_APPLICATION) as mart:
         src.read_only = True
         src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with src.transaction(), mart.transaction():
