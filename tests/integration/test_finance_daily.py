@@ -176,3 +176,27 @@ def test_a_dropped_source_connection_is_retried_and_the_run_succeeds(finance_dag
     assert run.state == "success"
     assert stage.try_number == 2, "stage should have failed once and succeeded on its retry"
     assert len(audit_rows(mart_dsn, day, run)) == 1
+
+
+def test_a_seven_day_backfill_through_the_api_publishes_seven_reconciled_days(airflow_api, source_dsn, mart_dsn):
+    days = [date(2026, 9, 1) + timedelta(days=n) for n in range(7)]
+    for n, day in enumerate(days):
+        seed_finance(source_dsn, day, POSTINGS, seed=100 + n)
+    was_paused = airflow_api.wait_for_dag(DAG_ID)["is_paused"]
+    airflow_api.unpause(DAG_ID)  # a paused DAG's backfill runs only queue
+    try:
+        backfill = airflow_api.backfill(DAG_ID, f"{days[0]}T00:00:00Z", f"{days[-1]}T00:00:00Z")
+        runs = airflow_api.wait_for_backfill(backfill, timeout=900)
+    finally:
+        if was_paused:
+            airflow_api.pause(DAG_ID)
+
+    assert [r["data_interval_start"][:10] for r in runs] == [str(d) for d in days]
+    assert {r["state"] for r in runs} == {"success"}, [(r["run_id"], r["state"]) for r in runs]
+    for day, run in zip(days, runs):
+        with psycopg.connect(mart_dsn) as conn:
+            audit = conn.execute(
+                "select run_type, gate_results -> 'reconciliation' ->> 'success' from audit.publish_log "
+                "where business_date = %s and run_id = %s", (day, run["dag_run_id"])).fetchall()
+        assert audit == [("backfill", "true")], (day, audit)
+        assert partition_rows(mart_dsn, day)["reporting.daily_trial_balance"] > 0
