@@ -200,3 +200,28 @@ def test_a_seven_day_backfill_through_the_api_publishes_seven_reconciled_days(ai
                 "where business_date = %s and run_id = %s", (day, run["dag_run_id"])).fetchall()
         assert audit == [("backfill", "true")], (day, audit)
         assert partition_rows(mart_dsn, day)["reporting.daily_trial_balance"] > 0
+
+
+def test_an_unbalanced_transaction_fails_the_expectations_gate_and_publishes_nothing(
+        finance_dag, source_dsn, mart_dsn):
+    day = date(2026, 10, 5)
+    seed_finance(source_dsn, day, POSTINGS, seed=5)
+    # One leg of one booked transaction gains a cent, and the core's totals follow it:
+    # reconciliation alone would pass; only the balance check can catch it.
+    with psycopg.connect(source_dsn) as conn:
+        posting_id, gl_code, currency, side = conn.execute(
+            "select posting_id, gl_code, currency, side from core.postings "
+            "where value_date = %s and status = 'booked' order by posting_id limit 1", (day,)).fetchone()
+        conn.execute("update core.postings set amount = amount + 0.01 where posting_id = %s", (posting_id,))
+    tamper_control_total(source_dsn, day, gl_code, currency, Decimal("0.01"), side=side)
+    before = partition_rows(mart_dsn, day)
+
+    run = run_business_date(finance_dag, day)
+
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["expectations_gate"] == "failed" and states["reconciliation_gate"] == "success"
+    assert states["publish"] == "upstream_failed"
+    assert partition_rows(mart_dsn, day) == before and audit_rows(mart_dsn, day, run) == []
+    verdict = json.loads((evidence_dir("finance.daily_reporting", day, run.run_id) / "gate_result.json").read_text())
+    (failure,) = verdict["failed"]
+    assert failure["column"] == "transaction_imbalance_cents"
