@@ -8,7 +8,9 @@ Nightly, one run per business date (the run's data interval, never "now"):
 2. **gates** — a Great Expectations checkpoint over the staged postings (Data Docs kept
    per run) and a reconciliation against the core's control totals, to the cent.
 3. **publish** — only if both gates pass: the date's partition of every reporting table
-   in `finance_mart` is replaced in one transaction, with its row in `audit.publish_log`.
+   in `finance_mart` is replaced in one transaction, with its row in `audit.publish_log`
+   (PostgreSQL: the staging database itself; a Snowflake connection: through the
+   Snowflake provider).
 
 A failed gate publishes nothing, keeps its evidence (Data Docs, `reconciliation.csv`)
 and alerts on-call. Re-runs and backfills replace their day. Runbook:
@@ -25,11 +27,12 @@ from flowgate.common.dag_defaults import DEFAULT_ARGS
 from flowgate.common.gates import gate_failures_are_final
 
 SOURCE_CONN_ID = "core_banking"
-MART_CONN_ID = "finance_mart"
+STAGING_CONN_ID = "finance_staging"  # PostgreSQL: stage, gates, and the transform
+MART_CONN_ID = "finance_mart"  # PostgreSQL (the staging database) or Snowflake
 
 
 def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files parse fast
-    from flowgate.common.connections import postgres_dsn
+    from flowgate.common.connections import is_snowflake, postgres_dsn
     from flowgate.finance.pipeline import FinanceRun
 
     dag_run = context["dag_run"]
@@ -39,7 +42,8 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
         run_id=dag_run.run_id,
         run_type=getattr(dag_run.run_type, "value", str(dag_run.run_type)),  # scheduled, manual, backfill
         source_dsn=postgres_dsn(SOURCE_CONN_ID),
-        mart_dsn=postgres_dsn(MART_CONN_ID),
+        mart_dsn=postgres_dsn(STAGING_CONN_ID),
+        snowflake_conn_id=MART_CONN_ID if is_snowflake(MART_CONN_ID) else None,
     )
 
 

@@ -11,3 +11,9 @@ def postgres_dsn(conn_id: str) -> str:
     conn = BaseHook.get_connection(conn_id)
     return make_conninfo(host=conn.host, port=conn.port or 5432, dbname=conn.schema,
                          user=conn.login, password=conn.password or "", connect_timeout=10)
+
+
+def is_snowflake(conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id).conn_type == "snowflake"

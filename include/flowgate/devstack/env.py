@@ -18,7 +18,7 @@ AIRFLOW_ADMIN_USER = "admin"
 
 # Connection ids the platform uses: code refers to these, never to hosts or passwords.
 CONNECTION_IDS = (
-    "core_banking", "finance_mart", "warehouse", "lake_s3", "kafka_default",
+    "core_banking", "finance_staging", "finance_mart", "warehouse", "lake_s3", "kafka_default",
     "partner_sftp", "spark_default", "alert_webhook",
 )
 
@@ -36,6 +36,9 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
     _, partner_key = services.sftp_keys(cfg)
     return {
         "core_banking": _postgres_conn(cfg, "core_banking"),
+        # Where the finance flow stages and checks a day (always PostgreSQL); locally the
+        # same database as the mart, which in production may be Snowflake.
+        "finance_staging": _postgres_conn(cfg, "finance_mart"),
         "finance_mart": _postgres_conn(cfg, "finance_mart"),
         "warehouse": _postgres_conn(cfg, "warehouse"),
         "lake_s3": {

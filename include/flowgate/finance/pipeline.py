@@ -14,7 +14,15 @@ from psycopg import sql
 
 from flowgate.common.evidence import evidence_dir
 from flowgate.common.gates import GateRejected
-from flowgate.common.publish import AUDIT_DDL, AuditContext, PartitionTable, publish_partition
+from flowgate.common.publish import (
+    AUDIT_DDL,
+    SNOWFLAKE_AUDIT_DDL,
+    AuditContext,
+    PartitionRows,
+    PartitionTable,
+    publish_partition,
+    publish_partition_rows,
+)
 from flowgate.common.version import code_version
 from flowgate.finance import expectations, extract, reconcile, transform
 
@@ -32,7 +40,8 @@ class FinanceRun:
     run_id: str
     run_type: str
     source_dsn: str
-    mart_dsn: str
+    mart_dsn: str  # PostgreSQL: the day is staged and checked here, and published here too...
+    snowflake_conn_id: str | None = None  # ...unless the mart is this Snowflake connection
 
     @property
     def stage_schema(self) -> str:
@@ -102,21 +111,56 @@ def ensure_mart(conn: psycopg.Connection) -> None:
 
 def publish(run: FinanceRun, staged: dict, gate_results: list[dict]) -> dict:
     """Replace the business date in every reporting table and log it, atomically."""
+    audit = _audit_context(run, staged, gate_results)
+    if run.snowflake_conn_id:
+        return publish_to_snowflake(run, audit)
     tables = [
         PartitionTable(t.name, t.key, sql.SQL(t.select).format(
             d=sql.Literal(run.business_date), stage=sql.Identifier(run.stage_schema)))
         for t in transform.REPORT_TABLES
     ]
+    with psycopg.connect(run.mart_dsn) as conn:
+        ensure_mart(conn)
+        result = publish_partition(conn, "business_date", run.business_date, tables, audit)
+    return {"rows_by_table": result.rows_by_table, "checksum": result.checksum, "audit_id": result.audit_id}
+
+
+def _audit_context(run: FinanceRun, staged: dict, gate_results: list[dict]) -> AuditContext:
     reconciliation = next(g for g in gate_results if g["gate"] == "reconciliation")
-    audit = AuditContext(
+    return AuditContext(
         dag_id=run.dag_id, run_id=run.run_id, run_type=run.run_type, dataset=DATASET,
         code_version=code_version(), input_counts=staged["row_counts"],
         control_totals=reconciliation["control_totals"],
         gate_results={g["gate"]: g for g in gate_results},
     )
+
+
+def report_rows(run: FinanceRun) -> list[PartitionRows]:
+    """The reporting tables' rows for the day, computed in the staging database."""
+    tables = []
     with psycopg.connect(run.mart_dsn) as conn:
-        ensure_mart(conn)
-        result = publish_partition(conn, "business_date", run.business_date, tables, audit)
+        for table in transform.REPORT_TABLES:
+            query = sql.SQL(table.select + " order by {key}").format(
+                d=sql.Literal(run.business_date), stage=sql.Identifier(run.stage_schema),
+                key=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(table.key))))
+            cursor = conn.execute(query)
+            tables.append(PartitionRows(table.name, table.columns, cursor.fetchall()))
+    return tables
+
+
+def publish_to_snowflake(run: FinanceRun, audit: AuditContext) -> dict:
+    """Ship the day's report rows to a Snowflake mart, replacing the day atomically."""
+    from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+
+    tables = report_rows(run)
+    conn = SnowflakeHook(snowflake_conn_id=run.snowflake_conn_id).get_conn()
+    try:
+        cursor = conn.cursor()
+        for statement in (*transform.mart_ddl_statements(), *SNOWFLAKE_AUDIT_DDL):
+            cursor.execute(statement)
+        result = publish_partition_rows(conn, "business_date", run.business_date, tables, audit)
+    finally:
+        conn.close()
     return {"rows_by_table": result.rows_by_table, "checksum": result.checksum, "audit_id": result.audit_id}
 
 

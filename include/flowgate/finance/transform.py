@@ -47,9 +47,15 @@ create table if not exists reporting.daily_product_summary (
 """
 
 
+def mart_ddl_statements() -> list[str]:
+    """MART_DDL one statement at a time (for warehouses whose API runs one per call)."""
+    return [s.strip() for s in MART_DDL.split(";") if s.strip()]
+
+
 @dataclass(frozen=True)
 class ReportTable:
     name: str
+    columns: tuple[str, ...]  # in the order the select returns them
     key: tuple[str, ...]
     select: str  # over the staging schema {stage}; {d} is the business date
 
@@ -73,17 +79,23 @@ def _sums(alias: str = "") -> str:
 
 REPORT_TABLES = (
     ReportTable(
-        "reporting.daily_trial_balance", ("business_date", "gl_code", "currency"),
+        "reporting.daily_trial_balance",
+        ("business_date", "gl_code", "currency", "posting_count", "debit_total", "credit_total", "net_movement"),
+        ("business_date", "gl_code", "currency"),
         f"select {{d}}::date, gl_code, currency, {_sums()} from {{stage}}.postings "
         f"where {_booked()} group by gl_code, currency",
     ),
     ReportTable(
-        "reporting.account_closing_balance", ("business_date", "account_id", "currency"),
+        "reporting.account_closing_balance",
+        ("business_date", "account_id", "currency", "closing_balance"),
+        ("business_date", "account_id", "currency"),
         "select {d}::date, account_id, currency, round(movement_to_date, 2)::numeric(20,2) "
         "from {stage}.account_movements",
     ),
     ReportTable(
-        "reporting.daily_product_summary", ("business_date", "product", "currency"),
+        "reporting.daily_product_summary",
+        ("business_date", "product", "currency", "posting_count", "debit_total", "credit_total", "net_movement"),
+        ("business_date", "product", "currency"),
         f"select {{d}}::date, a.product, p.currency, {_sums('p.')} "
         f"from {{stage}}.postings p join {{stage}}.accounts a using (account_id) "
         f"where {_booked('p.')} group by a.product, p.currency",
