@@ -8,16 +8,13 @@ already running is reused and left running.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from flowgate.devstack import stack
 from flowgate.devstack.config import StackConfig
-from flowgate.devstack.process import http_ok
 
 
 @pytest.fixture(scope="session")
@@ -44,24 +41,35 @@ def airflow_api(running_stack):
     return AirflowApi.login()
 
 
+class _WebhookReceiver(BaseHTTPRequestHandler):
+    """Appends each POSTed body to the server's file, answering "ok" as Slack does."""
+
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.server.out.open("a") as f:
+            f.write(json.dumps({"path": self.path, "payload": json.loads(body)}) + "\n")
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def webhook_receiver(tmp_path, monkeypatch):
-    """A webhook receiver of our own (the alert sink on a free port), which the
-    ``alert_webhook`` connection points at for this test: (url, file of alerts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "alerts.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "flowgate.devstack.alert_sink",
-                             "--port", str(port), "--out", str(out)])
+    """A webhook receiver of the test's own, which the ``alert_webhook`` connection points
+    at for this test: (url, file of alerts). Bound to port 0 in this process, so it is
+    listening before the test starts and no other process can hold its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebhookReceiver)
+    server.out = tmp_path / "alerts.jsonl"
+    server.out.touch()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/oncall"
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": url}))
     try:
-        deadline = time.monotonic() + 30
-        while not http_ok(f"http://127.0.0.1:{port}/health"):
-            assert time.monotonic() < deadline, "webhook receiver did not start"
-            time.sleep(0.2)
-        url = f"http://127.0.0.1:{port}/hooks/oncall"
-        monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": url}))
-        yield url, out
+        yield url, server.out
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.shutdown()
+        server.server_close()

@@ -16,8 +16,13 @@ FAILURE_TEXT = (
 )
 
 
-def failure_alert():
-    """A notifier to use as ``on_failure_callback`` (imported lazily: DAG files parse fast)."""
+def alert_on_failure(context) -> None:
+    """``on_failure_callback``: tell on-call, through Airflow's Slack webhook notifier.
+
+    A new notifier per call, because a notifier caches its hook and so its connection:
+    one shared instance would keep posting to wherever the first alert went. (The import
+    is here, not at the top, so DAG files parse fast.)
+    """
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    return SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID, text=FAILURE_TEXT)
+    SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID, text=FAILURE_TEXT)(context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flowgate.common.alerts import failure_alert
+from flowgate.common.alerts import alert_on_failure
 
 OWNER = "data-platform"
 
@@ -27,5 +27,5 @@ DEFAULT_ARGS = {
     # with longer work override it per task.
     "execution_timeout": timedelta(minutes=30),
     # Called once a task has failed for good (after its retries): on-call hears of it.
-    "on_failure_callback": failure_alert(),
+    "on_failure_callback": alert_on_failure,
 }
