@@ -12,6 +12,7 @@ Nightly, one run per business date (the run's data interval, never "now"):
    (PostgreSQL: the staging database itself; a Snowflake connection: through the
    Snowflake provider).
 
+A manual run may name its date with the `business_date` param ("Trigger DAG" form).
 A failed gate publishes nothing, keeps its evidence (Data Docs, `reconciliation.csv`)
 and alerts on-call. Re-runs and backfills replace their day. Runbook:
 `docs/runbooks/finance_daily_reporting.md`. Code: `include/flowgate/finance/`.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from flowgate.common.dag_defaults import DEFAULT_ARGS
 from flowgate.common.gates import gate_failures_are_final
@@ -37,7 +38,7 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
 
     dag_run = context["dag_run"]
     return FinanceRun(
-        business_date=context["data_interval_start"].date(),
+        business_date=business_date_of(context),
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
         run_type=getattr(dag_run.run_type, "value", str(dag_run.run_type)),  # scheduled, manual, backfill
@@ -45,6 +46,18 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
         mart_dsn=postgres_dsn(STAGING_CONN_ID),
         snowflake_conn_id=MART_CONN_ID if is_snowflake(MART_CONN_ID) else None,
     )
+
+
+def business_date_of(context):
+    """The run's data interval start, unless a manual run names the date (param)."""
+    from datetime import date
+
+    named = context["params"].get("business_date")
+    if named:
+        return date.fromisoformat(named)
+    if context.get("data_interval_start") is None:
+        raise ValueError("a run without a data interval must set the business_date param")
+    return context["data_interval_start"].date()
 
 
 @dag(
@@ -56,6 +69,9 @@ def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files pa
     max_active_runs=4,  # backfill days run side by side; each has its own staging schema
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},
     tags=["finance", "sox", "batch"],
+    params={"business_date": Param(None, type=["null", "string"], format="date",
+                                   description="Re-run one business date (YYYY-MM-DD) from a manual trigger; "
+                                               "empty: the run's data interval.")},
     doc_md=__doc__,
 )
 def finance_daily_reporting():

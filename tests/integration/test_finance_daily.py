@@ -225,3 +225,14 @@ def test_an_unbalanced_transaction_fails_the_expectations_gate_and_publishes_not
     verdict = json.loads((evidence_dir("finance.daily_reporting", day, run.run_id) / "gate_result.json").read_text())
     (failure,) = verdict["failed"]
     assert failure["column"] == "transaction_imbalance_cents"
+
+
+def test_a_manual_run_can_name_its_business_date(finance_dag, source_dsn, mart_dsn):
+    day = date(2026, 10, 6)
+    seed_finance(source_dsn, day, POSTINGS, seed=6)
+
+    run = finance_dag.test(run_conf={"business_date": str(day)})
+
+    assert run.state == "success"
+    (audit,) = audit_rows(mart_dsn, day, run)
+    assert audit["run_type"] == "manual"
