@@ -34,30 +34,19 @@ MART_CONN_ID = "finance_mart"  # PostgreSQL (the staging database) or Snowflake
 
 def _run(context) -> "FinanceRun":  # noqa: F821 - imported lazily: DAG files parse fast
     from flowgate.common.connections import is_snowflake, postgres_dsn
+    from flowgate.common.runs import business_date, run_type
     from flowgate.finance.pipeline import FinanceRun
 
     dag_run = context["dag_run"]
     return FinanceRun(
-        business_date=business_date_of(context),
+        business_date=business_date(context),
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
-        run_type=getattr(dag_run.run_type, "value", str(dag_run.run_type)),  # scheduled, manual, backfill
+        run_type=run_type(dag_run),
         source_dsn=postgres_dsn(SOURCE_CONN_ID),
         mart_dsn=postgres_dsn(STAGING_CONN_ID),
         snowflake_conn_id=MART_CONN_ID if is_snowflake(MART_CONN_ID) else None,
     )
-
-
-def business_date_of(context):
-    """The run's data interval start, unless a manual run names the date (param)."""
-    from datetime import date
-
-    named = context["params"].get("business_date")
-    if named:
-        return date.fromisoformat(named)
-    if context.get("data_interval_start") is None:
-        raise ValueError("a run without a data interval must set the business_date param")
-    return context["data_interval_start"].date()
 
 
 @dag(
