@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -62,11 +62,19 @@ class PublishResult:
     rows_by_table: dict[str, int]
     checksum: str
     audit_id: int
-    checksums_by_table: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def output_rows(self) -> int:
-        return sum(self.rows_by_table.values())
+
+_AUDIT_INSERT = (
+    "insert into audit.publish_log (dag_id, run_id, run_type, dataset, business_date, code_version, "
+    "input_counts, control_totals, output_rows, output_checksum, gate_results) "
+    "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _audit_values(audit: AuditContext, value, output_rows: int, checksum: str) -> tuple:
+    return (audit.dag_id, audit.run_id, audit.run_type, audit.dataset, value, audit.code_version,
+            json.dumps(audit.input_counts), json.dumps(audit.control_totals), output_rows, checksum,
+            json.dumps(audit.gate_results))
 
 
 def _table(name: str) -> sql.Identifier:
@@ -100,15 +108,9 @@ def publish_partition(
             rows[table.name] = cursor.rowcount
             checksums[table.name] = partition_checksum(conn, table, partition_column, value)
         checksum = hashlib.md5("".join(checksums[t.name] for t in tables).encode()).hexdigest()
-        audit_id = conn.execute(
-            "insert into audit.publish_log (dag_id, run_id, run_type, dataset, business_date, code_version, "
-            "input_counts, control_totals, output_rows, output_checksum, gate_results) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning id",
-            (audit.dag_id, audit.run_id, audit.run_type, audit.dataset, value, audit.code_version,
-             json.dumps(audit.input_counts), json.dumps(audit.control_totals), sum(rows.values()),
-             checksum, json.dumps(audit.gate_results)),
-        ).fetchone()[0]
-    return PublishResult(rows, checksum, audit_id, checksums)
+        audit_id = conn.execute(_AUDIT_INSERT + " returning id",
+                                _audit_values(audit, value, sum(rows.values()), checksum)).fetchone()[0]
+    return PublishResult(rows, checksum, audit_id)
 
 
 # --- Any DB-API warehouse (Snowflake): the rows travel, the same guarantees hold ------------
@@ -160,14 +162,7 @@ def publish_partition_rows(conn, partition_column: str, value, tables: list[Part
                 placeholders = ", ".join(["%s"] * len(table.columns))
                 cursor.executemany(f"insert into {table.name} ({', '.join(table.columns)}) values ({placeholders})",
                                    table.rows)
-        cursor.execute(
-            "insert into audit.publish_log (dag_id, run_id, run_type, dataset, business_date, code_version, "
-            "input_counts, control_totals, output_rows, output_checksum, gate_results) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (audit.dag_id, audit.run_id, audit.run_type, audit.dataset, value, audit.code_version,
-             json.dumps(audit.input_counts), json.dumps(audit.control_totals),
-             sum(len(t.rows) for t in tables), checksum, json.dumps(audit.gate_results)),
-        )
+        cursor.execute(_AUDIT_INSERT, _audit_values(audit, value, sum(len(t.rows) for t in tables), checksum))
         cursor.execute("select max(id) from audit.publish_log where run_id = %s", (audit.run_id,))
         audit_id = cursor.fetchone()[0]
         cursor.execute("commit")

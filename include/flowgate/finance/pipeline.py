@@ -94,7 +94,7 @@ def _staged_postings_frame(run: FinanceRun):
 
 def reconcile_to_control_totals(run: FinanceRun) -> dict:
     """The reconciliation gate: returns its verdict, or raises with the report's path."""
-    result = reconcile.reconcile(run.mart_dsn, run.stage_schema)
+    result = reconcile.reconcile(run.mart_dsn, run.stage_schema, run.business_date)
     report = reconcile.write_mismatch_report(result, run.evidence / "reconciliation.csv")
     verdict = {"gate": "reconciliation", "success": result.success, "summary": result.summary(),
                "report": str(report), "control_totals": result.control_totals()}

@@ -11,21 +11,18 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import asdict, dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from flowgate.finance.transform import BOOKED_STATUSES
+from flowgate.finance.transform import TRIAL_BALANCE
 
+# "actual" is the trial balance exactly as publish computes it (transform.TRIAL_BALANCE).
 _RECONCILE_SQL = """
-with actual as (
-    select gl_code, currency, count(*) as posting_count,
-           coalesce(sum(amount) filter (where side = 'debit'), 0)::numeric(20,2) as debit_total,
-           coalesce(sum(amount) filter (where side = 'credit'), 0)::numeric(20,2) as credit_total
-    from {stage}.postings where status = any(%(statuses)s) group by gl_code, currency
-)
+with actual as ({trial_balance})
 select coalesce(e.gl_code, a.gl_code), coalesce(e.currency, a.currency),
        coalesce(e.posting_count, 0), coalesce(a.posting_count, 0),
        coalesce(e.debit_total, 0), coalesce(a.debit_total, 0),
@@ -94,10 +91,12 @@ class Reconciliation:
         return f"{len(self.mismatches)} of {len(self.lines)} GL account/currency pairs differ: {worst}"
 
 
-def reconcile(mart_dsn: str, stage_schema: str) -> Reconciliation:
-    query = sql.SQL(_RECONCILE_SQL).format(stage=sql.Identifier(stage_schema))
+def reconcile(mart_dsn: str, stage_schema: str, business_date: date) -> Reconciliation:
+    stage = sql.Identifier(stage_schema)
+    trial_balance = sql.SQL(TRIAL_BALANCE.select).format(d=sql.Literal(business_date), stage=stage)
+    query = sql.SQL(_RECONCILE_SQL).format(trial_balance=trial_balance, stage=stage)
     with psycopg.connect(mart_dsn) as conn:
-        rows = conn.execute(query, {"statuses": list(BOOKED_STATUSES)}).fetchall()
+        rows = conn.execute(query).fetchall()
     return Reconciliation(tuple(ReconciliationLine(*row) for row in rows))
 
 

@@ -77,14 +77,18 @@ def _sums(alias: str = "") -> str:
     )
 
 
+# The published trial balance; the reconciliation compares these very figures with the
+# core's control totals, so what reconciles is what gets published.
+TRIAL_BALANCE = ReportTable(
+    "reporting.daily_trial_balance",
+    ("business_date", "gl_code", "currency", "posting_count", "debit_total", "credit_total", "net_movement"),
+    ("business_date", "gl_code", "currency"),
+    f"select {{d}}::date, gl_code, currency, {_sums()} from {{stage}}.postings "
+    f"where {_booked()} group by gl_code, currency",
+)
+
 REPORT_TABLES = (
-    ReportTable(
-        "reporting.daily_trial_balance",
-        ("business_date", "gl_code", "currency", "posting_count", "debit_total", "credit_total", "net_movement"),
-        ("business_date", "gl_code", "currency"),
-        f"select {{d}}::date, gl_code, currency, {_sums()} from {{stage}}.postings "
-        f"where {_booked()} group by gl_code, currency",
-    ),
+    TRIAL_BALANCE,
     ReportTable(
         "reporting.account_closing_balance",
         ("business_date", "account_id", "currency", "closing_balance"),
