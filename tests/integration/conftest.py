@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -73,3 +74,25 @@ def webhook_receiver(tmp_path, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def paused_in_scheduler(api, dag_id: str):
+    """Keep the running scheduler off ``dag_id`` while a test drives it with dag.test().
+
+    dag.test() writes a real DagRun into the shared metadata DB; were the DAG unpaused
+    (a developer's stack after `make demo`), the scheduler would run the same tasks too.
+    """
+    was_paused = api.wait_for_dag(dag_id)["is_paused"]
+    api.pause(dag_id)
+    try:
+        yield
+    finally:
+        if not was_paused:
+            api.unpause(dag_id)
+
+
+@pytest.fixture(scope="session")
+def scheduler_paused(airflow_api):
+    """``with scheduler_paused(dag_id): ...`` — see paused_in_scheduler."""
+    return lambda dag_id: paused_in_scheduler(airflow_api, dag_id)

@@ -10,11 +10,12 @@ pytestmark = pytest.mark.integration
 SMOKE_TASKS = {"postgres", "kafka_produce", "kafka_consume", "s3", "sftp", "spark_reads_kafka"}
 
 
-def test_smoke_dag_succeeds_with_dag_test(running_stack):
+def test_smoke_dag_succeeds_with_dag_test(running_stack, scheduler_paused):
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(running_stack.root / "dags" / "platform_smoke.py")).get_dag("platform_smoke")
-    run = dag.test()
+    with scheduler_paused("platform_smoke"):
+        run = dag.test()
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {task: "success" for task in SMOKE_TASKS}, states
 
