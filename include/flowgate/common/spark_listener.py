@@ -1,0 +1,55 @@
+"""The Spark side of stream supervision: a listener that keeps the heartbeat current.
+
+Imported only inside Spark jobs (it needs pyspark); the supervisor reads the file it
+writes through ``flowgate.common.heartbeat``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from flowgate.common.heartbeat import Heartbeat, kafka_lag, write_heartbeat
+
+
+class HeartbeatListener(StreamingQueryListener):
+    """Writes a heartbeat on every query event. ``app_counters`` adds the job's own
+    figures (e.g. decisions taken, breaker state) to each beat."""
+
+    def __init__(self, stream: str, path: Path, app_counters: Callable[[], dict] = dict):
+        self.stream, self.path, self.app_counters = stream, path, app_counters
+
+    def _beat(self, state: str, **figures) -> None:
+        write_heartbeat(self.path, Heartbeat(
+            stream=self.stream, written_at=datetime.now(UTC), state=state,
+            driver_pid=os.getpid(), app=self.app_counters(), **figures))
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 - pyspark's names
+        self._beat("started")
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = event.progress
+        source = progress.sources[0] if progress.sources else None
+        self._beat(
+            "progress",
+            batch_id=progress.batchId,
+            input_rows_per_second=_finite(progress.inputRowsPerSecond),
+            processed_rows_per_second=_finite(progress.processedRowsPerSecond),
+            batch_duration_ms=progress.batchDuration,
+            consumer_lag=kafka_lag(source.endOffset, source.latestOffset) if source else None,
+        )
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        # Idle is healthy: no input, nothing behind. Keep the last batch's lag of 0.
+        self._beat("idle", consumer_lag=0)
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        self._beat("terminated", error=(event.exception or None))
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value or value in (float("inf"), float("-inf")) else value
