@@ -39,6 +39,11 @@ RUN mkdir -p /usr/share/man/man1 \
 # owned by airflow, so a named volume mounted on it starts writable for the airflow user.
 ENV FLOWGATE_HOME=/opt/flowgate/state
 RUN install -d -o airflow -g root -m 0775 /opt/flowgate "${FLOWGATE_HOME}"
+# The tokenizer's keys (private: its own volume, mounted in the tokenizer only) and the
+# public key it exports for the gateway (a volume the Airflow containers mount read-only).
+# Created here, owned by airflow, so the named volumes mounted on them start writable.
+RUN install -d -o airflow -g root -m 0700 /opt/flowgate/tokenizer/keys \
+    && install -d -o airflow -g root -m 0755 /opt/flowgate/tokenizer/public
 
 # The connector jars. spark-submit expands the glob itself (--jars accepts globs), so the
 # exact kafka-clients / commons-pool2 versions Maven picked need not be repeated here.

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from flowgate.devstack import kafka, postgres, services
+from flowgate.devstack import kafka, postgres, services, tokenizer
 from flowgate.devstack.config import StackConfig
-from flowgate.devstack.env import CONNECTION_IDS, connections
+from flowgate.devstack.env import CONNECTION_IDS, connections, fraud_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -29,7 +29,8 @@ DOCKERFILE = REPO / "Dockerfile"
 
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_SERVICES = ("airflow-init", *AIRFLOW_COMPONENTS)
-PLATFORM_SERVICES = ("postgres", "kafka", "spark-master", "spark-worker", "minio", "sftp", "marquez", "alert-sink")
+PLATFORM_SERVICES = ("postgres", "kafka", "spark-master", "spark-worker", "minio", "sftp", "marquez", "alert-sink",
+                     "tokenizer")
 # The project folders Airflow reads, mounted from the checkout: host folder -> container path.
 PROJECT_MOUNTS = {
     "dags": "/opt/airflow/dags",
@@ -257,6 +258,46 @@ def test_postgres_init_creates_every_database_with_its_owner(svc):
 
 def test_minio_init_creates_every_lake_bucket(svc):
     assert _environment(svc["minio-init"])["FLOWGATE_BUCKETS"].split() == list(services.LAKE_BUCKETS)
+
+
+# --- tokenizer ---------------------------------------------------------------------------
+
+def test_tokenizer_runs_the_devstack_command_on_the_project_image(svc):
+    service = svc["tokenizer"]
+    assert service["image"] == svc["airflow-scheduler"]["image"]
+    command = service["command"]
+    local = tokenizer.uvicorn_argv(Path("/opt/airflow"), "0.0.0.0", 8097)[1:]  # minus the interpreter
+    assert command[0] == "python" and command[1:] == local, "compose and the devstack start it differently"
+    port = int(command[command.index("--port") + 1])
+    assert f"127.0.0.1:{port}:{port}" in service["ports"]
+    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_tokenizer_vault_is_its_own_database_and_role(svc):
+    url = urlsplit(_environment(svc["tokenizer"])["TOKENIZER_DATABASE_URL"])
+    assert (url.hostname, url.path.lstrip("/")) == ("postgres", "tokenizer")
+    assert postgres.DATABASES["tokenizer"] == url.username == "tokenizer"
+    assert "tokenizer" in postgres.PRIVATE_DATABASES
+    init_sql = (REPO / "docker" / "postgres" / "init.sql").read_text()
+    assert re.search(r"^REVOKE CONNECT ON DATABASE tokenizer FROM PUBLIC;", init_sql, re.M | re.I)
+
+
+def test_only_the_tokenizer_mounts_its_private_keys_and_airflow_gets_the_public_key(svc):
+    env = _environment(svc["tokenizer"])
+    key_mounts = {target: source for source, target in _volumes(svc["tokenizer"])}
+    private_volume = key_mounts[env["TOKENIZER_KEY_DIR"]]
+    for name, service in svc.items():
+        if name != "tokenizer":
+            assert private_volume not in {source for source, _ in _volumes(service)}, f"{name} mounts the tokenizer keys"
+    public_volume = key_mounts[str(Path(env["TOKENIZER_PUBLIC_KEY_EXPORT"]).parent)]
+    for name in AIRFLOW_SERVICES:
+        airflow_env = _environment(svc[name])
+        assert {k for k in airflow_env if k.startswith("FLOWGATE_TOKENIZER_")} == set(fraud_settings(StackConfig.from_env()))
+        assert airflow_env["FLOWGATE_TOKENIZER_PUBLIC_KEY"] == env["TOKENIZER_PUBLIC_KEY_EXPORT"]
+        assert urlsplit(airflow_env["FLOWGATE_TOKENIZER_URL"]).hostname == "tokenizer"
+        mounts = dict(_volumes(svc[name]))
+        assert mounts.get(public_volume) == str(Path(env["TOKENIZER_PUBLIC_KEY_EXPORT"]).parent)
+        assert any(v.startswith(f"{public_volume}:") and v.endswith(":ro") for v in svc[name]["volumes"])
 
 
 # --- (f) loopback only ------------------------------------------------------------------

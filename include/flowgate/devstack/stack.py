@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flowgate.devstack import kafka, postgres, process, services
+from flowgate.devstack import kafka, postgres, process, services, tokenizer
 from flowgate.devstack.airflow import airflow_services
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import write_env_file
@@ -28,6 +28,8 @@ def components(cfg: StackConfig, with_airflow: bool = True) -> list[Component]:
         Component(services.s3_service(cfg), lambda: services.ensure_buckets(cfg)),
         Component(services.sftp_service(cfg)),
         Component(services.alert_sink_service(cfg)),
+        # After postgres: its vault is the `tokenizer` database ensure_databases creates.
+        Component(tokenizer.tokenizer_service(cfg)),
     ]
     if with_airflow:
         parts += [Component(svc) for svc in airflow_services(cfg)]
