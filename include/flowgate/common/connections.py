@@ -17,3 +17,28 @@ def is_snowflake(conn_id: str) -> bool:
     from airflow.sdk import BaseHook
 
     return BaseHook.get_connection(conn_id).conn_type == "snowflake"
+
+
+def kafka_bootstrap(conn_id: str) -> str:
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id).extra_dejson["bootstrap.servers"]
+
+
+def http_base_url(conn_id: str) -> str:
+    """``scheme://host:port`` of an HTTP connection (our own services)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    scheme = conn.schema or "http"
+    return f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+
+
+def spark_master(conn_id: str) -> str:
+    """The master URL of a Spark connection: ``local[*]`` or ``spark://host:port``."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.host and conn.host.startswith(("local", "yarn", "k8s://", "spark://")):
+        return conn.host
+    return f"spark://{conn.host}:{conn.port or 7077}"

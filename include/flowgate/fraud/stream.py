@@ -1,0 +1,53 @@
+"""The fraud stream as the supervisor sees it: which job, with which arguments, where.
+
+Everything comes from Airflow connections (Kafka, the tokenizer, the fraud store, Spark)
+so the same spec works locally, in Docker and in production. The store's credentials
+travel in the driver's environment, never on its command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flowgate.common import connections
+from flowgate.common.spark import kafka_connector_jars, spark_job
+from flowgate.common.stream_supervisor import HealthBudget, StreamSpec
+
+STREAM_NAME = "fraud_detection"
+KAFKA_CONN_ID = "kafka_default"
+TOKENIZER_CONN_ID = "tokenizer"
+STORE_CONN_ID = "fraud_store"
+SPARK_CONN_ID = "spark_default"
+STORE_DSN_ENV = "FLOWGATE_FRAUD_STORE_DSN"  # what spark_jobs/fraud_detection.py reads
+
+# On-call's budget: a minute and a half without a heartbeat, or more than ~1 minute of
+# traffic at 2,000 tx/s waiting in Kafka, is worth a page.
+BUDGET = HealthBudget(stale_after_s=90, max_consumer_lag=120_000, startup_grace_s=180)
+
+
+def streams_root() -> Path:
+    from flowgate.devstack.config import StackConfig
+
+    return Path(os.environ.get("FLOWGATE_STREAMS_DIR", StackConfig.from_env().state_dir / "streams"))
+
+
+def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | None = None) -> StreamSpec:
+    state = state_dir or streams_root() / STREAM_NAME
+    return StreamSpec(
+        name=STREAM_NAME,
+        job_file=spark_job("fraud_detection.py"),
+        job_args=(
+            "--bootstrap", connections.kafka_bootstrap(KAFKA_CONN_ID),
+            "--tokenizer-url", connections.http_base_url(TOKENIZER_CONN_ID),
+            "--checkpoint", str(state / "checkpoint"),
+            "--heartbeat", str(state / "heartbeat.json"),
+            *extra_args,
+        ),
+        state_dir=state,
+        master=connections.spark_master(SPARK_CONN_ID),
+        jars=kafka_connector_jars(),
+        # A micro-batch's work is small; fewer threads means less scheduling overhead.
+        conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+        env={STORE_DSN_ENV: connections.postgres_dsn(STORE_CONN_ID)},
+    )
