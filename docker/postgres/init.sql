@@ -23,6 +23,7 @@ CREATE DATABASE airflow OWNER airflow;
 CREATE DATABASE core_banking OWNER flowgate;
 CREATE DATABASE finance_mart OWNER flowgate;
 CREATE DATABASE warehouse OWNER flowgate;
+CREATE DATABASE fraud OWNER flowgate;
 CREATE DATABASE tokenizer OWNER tokenizer;
 
 -- The vault is in PCI-DSS scope: no other role may even connect to it.

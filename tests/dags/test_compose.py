@@ -182,7 +182,6 @@ def test_connection_types_and_databases_match_the_no_docker_stack(svc, tmp_path,
         if docker["conn_type"] == "postgres":
             # Same database, same owning role; only the host differs.
             assert docker["schema"] == local[conn_id]["schema"]
-            assert docker["schema"] == conn_id or conn_id == "finance_staging"  # stages inside the mart's DB
             assert docker["login"] == local[conn_id]["login"] == postgres.DATABASES[docker["schema"]]
         assert set(docker.get("extra", {})) <= set(local[conn_id].get("extra", {})), (
             f"{conn_id}: extras the no-Docker connection does not have"

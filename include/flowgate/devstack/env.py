@@ -19,7 +19,7 @@ AIRFLOW_ADMIN_USER = "admin"
 # Connection ids the platform uses: code refers to these, never to hosts or passwords.
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "warehouse", "lake_s3", "kafka_default",
-    "partner_sftp", "spark_default", "alert_webhook", "tokenizer",
+    "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store",
 )
 
 
@@ -41,6 +41,7 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         "finance_staging": _postgres_conn(cfg, "finance_mart"),
         "finance_mart": _postgres_conn(cfg, "finance_mart"),
         "warehouse": _postgres_conn(cfg, "warehouse"),
+        "fraud_store": _postgres_conn(cfg, "fraud"),
         "lake_s3": {
             "conn_type": "aws", "login": secrets["s3_access_key"], "password": secrets["s3_secret_key"],
             "extra": {"endpoint_url": services.s3_endpoint(cfg), "region_name": "us-east-1"},

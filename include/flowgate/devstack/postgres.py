@@ -32,6 +32,7 @@ DATABASES = {
     "core_banking": "flowgate",
     "finance_mart": "flowgate",
     "warehouse": "flowgate",
+    "fraud": "flowgate",  # the fraud engine's store: decisions (tokens only, never a PAN)
     "tokenizer": "tokenizer",
 }
 
