@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import typer
 
@@ -79,6 +80,34 @@ def trigger(
     typer.echo(f"{dag_id} run {run['dag_run_id']}: {run['state']}")
     if run["state"] != "success":
         raise typer.Exit(1)
+
+
+@app.command("scan-pan")
+def scan_pan(
+    paths: list[Path] = typer.Argument(None, help="Files or folders to scan (default: the stack's state dir)."),
+) -> None:
+    """Scan every byte of files (binary too) for card numbers: Luhn + network prefix/length.
+
+    Prints each hit masked (411111******1111) with its file and byte offset and exits 1;
+    exits 0 with the number of files and bytes scanned when nothing is found.
+    """
+    from flowgate.common.pan_scan import scan_paths
+
+    targets = paths or [_config().state_dir]
+    missing = [str(p) for p in targets if not p.exists()]
+    if missing:
+        typer.secho(f"error: no such file or folder: {', '.join(missing)}", fg="red", err=True)
+        raise typer.Exit(2)
+    report = scan_paths(targets)
+    for error in report.errors:
+        typer.secho(f"warning: not scanned: {error}", fg="yellow", err=True)
+    if report.hits:
+        for hit in report.hits:
+            typer.echo(f"  {hit}")
+        typer.secho(f"{len(report.hits)} PAN(s) found in {report.files} file(s) ({report.bytes:,} bytes scanned)",
+                    fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"clean: no PAN in {report.files} file(s), {report.bytes:,} bytes scanned")
 
 
 seed_app = typer.Typer(help="Load deterministic demo data into the sources.", no_args_is_help=True)
