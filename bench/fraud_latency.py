@@ -1,0 +1,218 @@
+"""Benchmark: fraud decision latency, gateway produce → decision on the decisions topic.
+
+    .venv/bin/python bench/fraud_latency.py [--rates 500,1000,2000] [--seconds 30]
+
+For each rate, a drill (flowgate.fraud.drill): the real Spark job, submitted detached as
+the supervisor does, on topics of its own, warmed up, then fed ``rate`` transactions a
+second for ``seconds`` by the gateway simulator (sealed PANs, planted fraud). A separate
+process consumes the decisions topic; a transaction's latency is the moment its decision
+arrives minus the gateway's produce time (the event's Kafka CreateTime, carried through
+the decision as ``produced_at``). Same machine, same clock.
+
+The floor, in the same run and at the same rates: Kafka's own produce → consume round
+trip, no Spark, no tokenizer, no model. Goal (issue 4): p99 < 500 ms at 1,000 tx/s;
+stretch < 250 ms.
+
+Uses the local stack's PostgreSQL, Kafka and tokenizer (starts them, and stops them
+again, if they were not running). Prints a table, then one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+WARMUP_EVENTS = 300
+
+
+@contextmanager
+def data_services():
+    """PostgreSQL, Kafka and the tokenizer of the local stack, with its connections in
+    this process's environment (as `make up` writes them to .env)."""
+    from flowgate.devstack import kafka, postgres, process, tokenizer
+    from flowgate.devstack.config import StackConfig
+    from flowgate.devstack.env import stack_env, write_env_file
+
+    cfg = StackConfig.from_env()
+    needed = [(postgres.postgres_service(cfg), lambda: postgres.ensure_databases(cfg)),
+              (kafka.kafka_service(cfg), lambda: kafka.ensure_topics(cfg)),
+              (tokenizer.tokenizer_service(cfg), None)]
+    started = []
+    for service, provision in needed:
+        if process.status(service).pid is None:
+            started.append(service)
+        process.start(service)
+        if provision:
+            provision()
+        if service.name == "postgres":
+            write_env_file(cfg)
+    os.environ.update(stack_env(cfg))
+    try:
+        yield cfg
+    finally:
+        for service in reversed(started):
+            process.stop(service)
+
+
+def percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    if not latencies_ms:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    q = statistics.quantiles(latencies_ms, n=100, method="inclusive")
+    return {"p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
+            "max_ms": round(max(latencies_ms), 1)}
+
+
+def consume_latencies(bootstrap: str, topic: str, expected: int, timeout_s: float, floor: bool,
+                      results, ready) -> None:
+    """Child process: receive until ``expected`` distinct ids (or the timeout); puts
+    {id: latency_ms} of the first arrival of each id, and the message count. A decision's
+    produce time is its ``produced_at`` (the event's CreateTime); a floor message's is its
+    own CreateTime."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
+    consumer.assign([TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)])
+    ready.set()
+    latencies, messages, deadline = {}, 0, time.monotonic() + timeout_s
+    while len(latencies) < expected and time.monotonic() < deadline:
+        message = consumer.poll(0.1)
+        if message is None or message.error():
+            continue
+        received = time.time()
+        messages += 1
+        if floor:
+            key, produced = message.key(), message.timestamp()[1] / 1000
+        else:
+            decision = json.loads(message.value())
+            key, produced = decision["transaction_id"], datetime.fromisoformat(decision["produced_at"]).timestamp()
+        latencies.setdefault(key, (received - produced) * 1000)
+    consumer.close()
+    results.put((latencies, messages))
+
+
+def collect_in_child(bootstrap: str, topic: str, expected: int, timeout_s: float, floor: bool = False):
+    ctx = multiprocessing.get_context("spawn")  # the parent runs librdkafka threads: never fork
+    results, ready = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=consume_latencies, args=(bootstrap, topic, expected, timeout_s, floor, results, ready))
+    child.start()
+    ready.wait(60)
+    return child, results
+
+
+def kafka_floor(bootstrap: str, rate: int, seconds: float) -> dict:
+    """Produce → consume on a plain topic at ``rate``, paced by the same gateway code:
+    the broker's own latency on this machine."""
+    from flowgate.fraud import drill, gateway
+
+    topics = drill.DrillTopics.fresh(f"floor-{rate}")
+    drill.create_topics(bootstrap, topics)
+    try:
+        count = int(rate * seconds)
+        payload = b"x" * 400  # about the size of a sealed event
+        messages = [(str(uuid.uuid4()), payload) for _ in range(count)]
+        child, results = collect_in_child(bootstrap, topics.events, count, seconds + 60, floor=True)
+        report = gateway.produce(bootstrap, topics.events, messages, rate_per_s=rate)
+        latencies, _ = results.get(timeout=seconds + 120)
+        child.join()
+        return {"rate": rate, "produced": report.produced, "received": len(latencies),
+                **percentiles(list(latencies.values()))}
+    finally:
+        drill.delete_topics(bootstrap, topics)
+
+
+def stream_latency(bootstrap: str, store_dsn: str, public_key, models_dir: Path, rate: int, seconds: float,
+                   state_root: Path) -> dict:
+    from flowgate.common import stream_supervisor as supervisor
+    from flowgate.common.heartbeat import read_heartbeat
+    from flowgate.fraud import drill, gateway
+
+    count = int(rate * seconds)
+    transactions = list(gateway.simulate(count=WARMUP_EVENTS + count, fraud_rate=0.02, seed=rate,
+                                         start=datetime.now(UTC), rate_per_s=rate))
+    sealed = [(str(tx.transaction_id), gateway.to_event_bytes(tx, public_key)) for tx in transactions]
+    warmup, timed = sealed[:WARMUP_EVENTS], sealed[WARMUP_EVENTS:]
+
+    topics = drill.DrillTopics.fresh(f"bench-{rate}")
+    drill.create_topics(bootstrap, topics)
+    spec = drill.drill_spec(topics, state_root / f"rate-{rate}", models_dir)
+    try:
+        supervisor.submit(spec)
+        gateway.produce(bootstrap, topics.events, warmup, rate_per_s=rate)
+        drill.wait_until_decided(store_dsn, [i for i, _ in warmup], timeout_s=300)
+
+        child, results = collect_in_child(bootstrap, topics.decisions, count, seconds + 180)
+        report = gateway.produce(bootstrap, topics.events, timed, rate_per_s=rate)
+        decided = drill.wait_until_decided(store_dsn, [i for i, _ in timed], timeout_s=180)
+        latencies, messages = results.get(timeout=seconds + 240)
+        child.join()
+        heartbeat = read_heartbeat(spec.heartbeat_file)
+        return {
+            "rate": rate, "produced": report.produced, "achieved_rate": round(report.produced / report.seconds, 1),
+            "decided": decided, "on_topic": len(latencies), "topic_messages": messages,
+            **percentiles(list(latencies.values())),
+            "last_batch_ms": heartbeat.batch_duration_ms if heartbeat else None,
+        }
+    finally:
+        supervisor.stop(spec, on_purpose=True)
+        drill.delete_topics(bootstrap, topics)
+
+
+def trained_model(directory: Path) -> Path:
+    from flowgate.fraud.model import promote, save_model, train_model
+
+    model, metrics = train_model(transactions=60_000, seed=3)
+    promote(save_model(model, directory), directory)
+    return directory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="500,1000,2000")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    from flowgate.common.connections import postgres_dsn
+    from flowgate.devstack import kafka, tokenizer
+    from flowgate.fraud import envelope
+
+    with data_services() as cfg, tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp:
+        bootstrap = kafka.bootstrap_servers(cfg)
+        public_key = envelope.load_public_key(tokenizer.tokenizer_public_key(cfg))
+        models_dir = trained_model(Path(tmp) / "models")
+        floors = [kafka_floor(bootstrap, rate, min(args.seconds, 15)) for rate in rates]
+        streams = [stream_latency(bootstrap, postgres_dsn("fraud_store"), public_key, models_dir, rate,
+                                  args.seconds, Path(tmp)) for rate in rates]
+
+    print(f"\nfraud decision latency, {args.seconds:.0f} s per rate, gateway produce → decision on Kafka\n")
+    print(f"{'tx/s':>6} {'produced':>9} {'decided':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+          f" | {'floor p50':>9} {'floor p99':>9} {'p99 ratio':>9}")
+    for s, f in zip(streams, floors, strict=True):
+        ratio = s["p99_ms"] / f["p99_ms"] if f["p99_ms"] else float("nan")
+        s["p99_over_floor"] = round(ratio, 1)
+        print(f"{s['rate']:>6} {s['produced']:>9} {s['decided']:>8} {s['p50_ms']:>8} {s['p95_ms']:>8} {s['p99_ms']:>8}"
+              f" {s['max_ms']:>8} | {f['p50_ms']:>9} {f['p99_ms']:>9} {ratio:>8.1f}x")
+    at_1000 = next((s for s in streams if s["rate"] == 1000), None)
+    if at_1000:
+        verdict = "met" if at_1000["p99_ms"] < 500 else "NOT met"
+        print(f"\ngoal p99 < 500 ms at 1,000 tx/s: {verdict} ({at_1000['p99_ms']} ms); "
+              f"stretch < 250 ms: {'met' if at_1000['p99_ms'] < 250 else 'not met'}")
+    print(json.dumps({"bench": "fraud_latency", "seconds": args.seconds, "streams": streams, "floors": floors}))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+    main()
