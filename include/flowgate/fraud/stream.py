@@ -48,6 +48,9 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
         master=connections.spark_master(SPARK_CONN_ID),
         jars=kafka_connector_jars(),
         # A micro-batch's work is small; fewer threads means less scheduling overhead.
-        conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+        conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+              # Shuffle and spill files hold rows: keep them with the stream's state, on
+              # the disk the PAN scan covers, not in a shared /tmp.
+              "spark.local.dir": str(state / "spark-local")},
         env={STORE_DSN_ENV: connections.postgres_dsn(STORE_CONN_ID)},
     )
