@@ -116,7 +116,8 @@ def open_envelope(private_key: X25519PrivateKey, envelope: str) -> str:
         raise EnvelopeError("envelope too long")
     body = envelope[len(VERSION):]
     try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        # validate=True: the lenient decoder would silently drop characters outside the alphabet.
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise EnvelopeError("envelope is not base64url") from None
     if len(raw) < 32 + _NONCE_LEN + _TAG_LEN + 1:
