@@ -19,8 +19,11 @@ Modules (one job each):
 
 The event on ``payments.events`` (JSON, key = transaction_id; never a clear PAN):
     {"schema_version": 1, "transaction_id": "<uuid4>",
-     "event_time": "2026-11-29T05:42:41.123Z", "produced_at_ms": 1764395000123,
-     "amount": "123.45", "currency": "EUR", "merchant_id": "m_000123", "mcc": "5411",
+     "event_time": "2026-11-29T05:42:41.123Z", "amount": "123.45", "currency": "EUR",
+     "merchant_id": "m_000123", "mcc": "5411",
      "merchant_country": "DE", "card_country": "DE", "channel": "ecom|pos|atm",
      "pan_envelope": "<sealed PAN, see envelope.py>"}
+The amount is a decimal string with two places. When the gateway produced the event is
+the Kafka message timestamp (CreateTime), not a field: events can then be sealed and
+serialised before a timed run, and the broker's clock is the one latency is measured on.
 """
