@@ -41,8 +41,8 @@ def train(
     started = time.perf_counter()
     model, metrics = train_model(transactions, fraud_rate, seed)
     path = save_model(model, directory)
-    typer.echo(f"hold-out ({metrics['holdout_rows']:,} payments, the latest {100 * metrics['holdout_rows'] // "
-               f"(metrics['train_rows'] + metrics['holdout_rows'])} %):")
+    rows = metrics["train_rows"] + metrics["holdout_rows"]
+    typer.echo(f"hold-out ({metrics['holdout_rows']:,} payments, the latest {100 * metrics['holdout_rows'] // rows} %):")
     typer.echo(f"  precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  AUC {metrics['auc']:.4f}  "
                f"(flagged = review or decline)")
     typer.echo(f"  decline: precision {metrics['decline_precision']:.3f}  recall {metrics['decline_recall']:.3f}")

@@ -160,6 +160,7 @@ class _Simulator:
     def run(self, count: int, start: datetime) -> Iterator[SimulatedTransaction]:
         planned: list[tuple[float, int, _Planned]] = []  # (due second, sequence, payment)
         sequence, fraud_emitted, fraud_pending = 0, 0, 0
+        end_s = (count - 1) / self.rate
         for i in range(count):
             now_s = math.floor(i * 1000 / self.rate) / 1000
             event_time = start + timedelta(milliseconds=round(now_s * 1000))
@@ -172,6 +173,8 @@ class _Simulator:
                 attack = fraud_emitted + fraud_pending < self.fraud_rate * (i + 1)
                 payment, *later = self._attack() if attack else self._legit()
                 for offset, follow in later:
+                    if now_s + offset > end_s:
+                        continue  # after the run's end: planning it would only skew the mix
                     sequence += 1
                     heapq.heappush(planned, (now_s + offset, sequence, follow))
                     fraud_pending += follow.pattern in FRAUD_PATTERNS
@@ -272,7 +275,8 @@ class _Simulator:
                 channel = "atm" if rng.random() < 0.4 else "ecom"
                 amount = (Decimal(rng.choice(_ATM_NOTES[5:]) * 2).quantize(_CENT) if channel == "atm"
                           else _money(rng.lognormvariate(math.log(400), 0.6)))
-                currency = HOME_CURRENCY.get(country, "USD") if rng.random() < 0.6 else "USD"
+                local = HOME_CURRENCY.get(country, "USD")
+                currency = "USD" if rng.random() < 0.4 and card.currency != "USD" else local
                 payments.append((offset, _Planned(index, pattern, country, "6011" if channel == "atm" else "5999",
                                                   channel, amount, currency)))
                 offset += rng.uniform(30.0, 300.0)
