@@ -179,3 +179,21 @@ def _timed(fn) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
+
+
+def test_training_steps_gate_then_publish(trained, tmp_path):
+    from flowgate.fraud import training
+
+    model, metrics = trained
+    candidate = {"path": str(fm.save_model(model, tmp_path / training.CANDIDATES)), "version": model.version}
+    with pytest.raises(training.ModelGateRejected, match="AUC"):
+        training.check_gate(candidate, min_auc=0.9999, min_recall=0.0)
+    with pytest.raises(training.ModelGateRejected, match="recall"):
+        training.check_gate(candidate, min_auc=0.0, min_recall=0.9999)
+    with pytest.raises(fm.NoModelError):
+        fm.load_current_model(tmp_path)  # a rejected candidate is never current
+    gated = training.check_gate(candidate, min_auc=0.9, min_recall=0.5)
+    assert gated["auc"] == metrics["auc"]
+    published = training.publish(gated, tmp_path)
+    assert fm.load_current_model(tmp_path).version == model.version == published["version"]
+    json.dumps(gated), json.dumps(published)  # small JSON: what XCom carries
