@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -101,7 +102,9 @@ def source_records(batch: pd.DataFrame) -> list[SourceRecord]:
 
 def build_pipeline(events: DataFrame, engine: DecisionEngine, checkpoint: str) -> DataStreamWriter:
     def process_batch(batch: DataFrame, batch_id: int) -> None:
-        outcome = engine.process(batch_id, source_records(batch.toPandas()))
+        started = time.perf_counter()
+        records = source_records(batch.toPandas())
+        outcome = engine.process(batch_id, records, collect_ms=(time.perf_counter() - started) * 1000)
         if not outcome.reconciles():
             raise RuntimeError(f"batch {batch_id} does not reconcile: {outcome}")
 

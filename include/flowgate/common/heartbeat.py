@@ -28,6 +28,7 @@ class Heartbeat:
     consumer_lag: int | None = None  # records between the committed and the latest offsets
     driver_pid: int | None = None
     error: str | None = None          # the exception that terminated the query, if any
+    durations_ms: dict = field(default_factory=dict)  # where the last batch's time went (Spark's phases)
     app: dict = field(default_factory=dict)  # the job's own counters (e.g. breaker state)
 
     def age_seconds(self, now: datetime | None = None) -> float:

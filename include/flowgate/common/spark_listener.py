@@ -40,6 +40,7 @@ class HeartbeatListener(StreamingQueryListener):
             input_rows_per_second=_finite(progress.inputRowsPerSecond),
             processed_rows_per_second=_finite(progress.processedRowsPerSecond),
             batch_duration_ms=progress.batchDuration,
+            durations_ms=dict(progress.durationMs or {}),
             consumer_lag=kafka_lag(source.endOffset, source.latestOffset) if source else None,
         )
 

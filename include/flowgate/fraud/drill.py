@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flowgate.common import stream_supervisor as supervisor
+from flowgate.fraud.store import ensure_schema
 from flowgate.fraud.stream import fraud_stream_spec
 
 PARTITIONS = 2
@@ -74,6 +75,8 @@ def decided_count(store_dsn: str, transaction_ids: list[str]) -> int:
 def wait_until_decided(store_dsn: str, transaction_ids: list[str], timeout_s: float,
                        while_waiting: Callable[[int], None] | None = None) -> int:
     """Poll the store until every id is decided (or the timeout); the decided count."""
+    with psycopg.connect(store_dsn) as conn:
+        ensure_schema(conn)  # the job creates it too; the drill may look before it starts
     deadline = time.monotonic() + timeout_s
     decided = 0
     while time.monotonic() < deadline:

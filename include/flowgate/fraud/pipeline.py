@@ -15,13 +15,13 @@ Counts reconcile per batch: received = decided + dead-lettered.
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Protocol
 
+import msgspec
 import pandas as pd
 
 from flowgate.fraud import features as fraud_features
@@ -52,6 +52,7 @@ class BatchOutcome:
     dead_lettered: int = 0
     unscored: int = 0         # decided by the degraded-mode policy
     breaker_state: str = "closed"
+    stage_ms: dict[str, float] = field(default_factory=dict)  # where the batch's time went
 
     def reconciles(self) -> bool:
         return self.received == self.decided + self.dead_lettered
@@ -84,6 +85,21 @@ class EngineTotals:
         self.last_batch = asdict(outcome)
 
 
+class StageClock:
+    """``with clock("name"):`` adds the block's milliseconds to ``into[name]``."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into = into
+
+    @contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.into[name] = round((time.perf_counter() - started) * 1000, 1)
+
+
 class DecisionEngine:
     def __init__(self, tokenizer: TokenizerClient, model: Scorer, store: DecisionStore,
                  publisher: Publisher, policy: DegradedModePolicy):
@@ -91,21 +107,35 @@ class DecisionEngine:
         self.publisher, self.policy = publisher, policy
         self.totals = EngineTotals()
 
-    def process(self, batch_id: int, records: Sequence[SourceRecord]) -> BatchOutcome:
+    def process(self, batch_id: int, records: Sequence[SourceRecord], *,
+                collect_ms: float | None = None) -> BatchOutcome:
         outcome = BatchOutcome(batch_id, received=len(records))
-        events, dead = split_records(records)
-        tokens, unopened = self._tokenize(events)
+        clock = StageClock(outcome.stage_ms)
+        if collect_ms is not None:
+            outcome.stage_ms["collect"] = round(collect_ms, 1)
+        with clock("parse"):
+            events, dead = split_records(records)
+        with clock("tokenize"):
+            tokens, unopened = self._tokenize(events)
         dead += unopened
         unopened_ids = {d.transaction_id for d in unopened}
         decidable = [e for e in events if str(e.event.transaction_id) not in unopened_ids]
-        rows = self._decide(batch_id, decidable, tokens)
+        with clock("score"):
+            rows = self._decide(batch_id, decidable, tokens)
         outcome.breaker_state = self.tokenizer.breaker_state
-        outcome.newly_recorded = self.store.record(rows)
+        unique = first_per_transaction(rows)
+        with clock("record"):
+            new = self.store.record(unique)
+            # A replayed id keeps its first decision: send that one again, never a second opinion.
+            replayed = self.store.decided([r.transaction_id for r in unique if r.transaction_id not in new])
+        with clock("publish"):
+            self.publisher.send_dead_letters(dead)
+            self.publisher.send_decisions([r.published(new[r.transaction_id]) for r in unique if r.transaction_id in new])
+            self.publisher.send_decisions(replayed)
+            self.publisher.flush()
+        outcome.newly_recorded = len(new)
         outcome.decided, outcome.dead_lettered = len(rows), len(dead)
         outcome.unscored = sum(1 for r in rows if not r.scored)
-        self.publisher.send_dead_letters(dead)
-        self.publisher.send_decisions(self.store.decided([r.transaction_id for r in rows]))
-        self.publisher.flush()
         self.totals.add(outcome)
         return outcome
 
@@ -137,18 +167,26 @@ class DecisionEngine:
         history = self.store.card_history(
             frame["token"].unique().tolist(), frame["event_time"].min() - fraud_features.HISTORY_WINDOW)
         scored = self.model.score_and_explain(fraud_features.build_features(frame, history))
-        rows = []
-        for (received, (_, verdict)) in zip(events, scored.iterrows(), strict=True):
-            card = tokens[str(received.event.transaction_id)]
-            rows.append(decision_row(
-                batch_id, received, card, breaker, decision=verdict["decision"], score=float(verdict["score"]),
-                reasons=list(verdict["reason_codes"]), model_version=self.model.version, scored=True))
-        return rows
+        verdicts = zip(scored["decision"].tolist(), scored["score"].tolist(), scored["reason_codes"].tolist(), strict=True)
+        return [
+            decision_row(batch_id, received, tokens[str(received.event.transaction_id)], breaker,
+                         decision=decision, score=score, reasons=list(reasons),
+                         model_version=self.model.version, scored=True)
+            for received, (decision, score, reasons) in zip(events, verdicts, strict=True)
+        ]
 
     def _unscored_row(self, batch_id: int, received: ReceivedEvent, breaker: str) -> DecisionRow:
         decision, reason = self.policy.decide_unscored(received.event.amount)
         return decision_row(batch_id, received, None, breaker, decision=decision, score=None,
                             reasons=[reason], model_version=None, scored=False)
+
+
+def first_per_transaction(rows: list[DecisionRow]) -> list[DecisionRow]:
+    """One row per transaction id: a gateway that sent an id twice gets one decision."""
+    seen: dict[str, DecisionRow] = {}
+    for row in rows:
+        seen.setdefault(row.transaction_id, row)
+    return list(seen.values())
 
 
 def events_frame(events: list[ReceivedEvent], tokens: dict[str, CardToken]) -> pd.DataFrame:
@@ -182,11 +220,6 @@ def decision_row(batch_id: int, received: ReceivedEvent, card: CardToken | None,
 
 
 def decision_message(decision: dict) -> bytes:
-    """The JSON on ``payments.decisions``: the stored decision, money as a string."""
-    def plain(value):
-        if isinstance(value, Decimal):
-            return str(value)
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).isoformat(timespec="milliseconds")
-        return str(value) if not isinstance(value, (str, int, float, bool, list, type(None))) else value
-    return json.dumps({k: plain(v) for k, v in decision.items()}).encode()
+    """The JSON on ``payments.decisions``: the stored decision; money as a string (exact),
+    times as RFC 3339. msgspec: a thousand of these per micro-batch is on the hot path."""
+    return msgspec.json.encode(decision)

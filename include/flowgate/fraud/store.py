@@ -86,6 +86,10 @@ class DecisionRow:
     def values(self) -> tuple:
         return tuple(getattr(self, c) for c in COLUMNS)
 
+    def published(self, decided_at: datetime) -> dict:
+        """This decision as the decisions topic carries it (see PUBLISHED_COLUMNS)."""
+        return {c: decided_at if c == "decided_at" else getattr(self, c) for c in PUBLISHED_COLUMNS}
+
 
 def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
@@ -108,10 +112,11 @@ class DecisionStore:
         ).fetchall()
         return pd.DataFrame(rows, columns=["transaction_id", "token", "event_time", "amount", "merchant_id"])
 
-    def record(self, rows: Sequence[DecisionRow]) -> int:
-        """Insert the decisions not taken before; returns how many were new."""
+    def record(self, rows: Sequence[DecisionRow]) -> dict[str, datetime]:
+        """Insert the decisions not taken before: {transaction id: decided_at} of those
+        new now (a replayed id is not in it; its first decision stands)."""
         if not rows:
-            return 0
+            return {}
         with self.conn.transaction():
             self.conn.execute(
                 "create temp table if not exists incoming (like fraud.decisions including defaults) "
@@ -124,12 +129,14 @@ class DecisionStore:
                 f"insert into fraud.decisions ({', '.join(COLUMNS)}) "
                 f"select distinct on (transaction_id) {', '.join(COLUMNS)} from incoming "
                 "order by transaction_id, source_partition, source_offset "
-                "on conflict (transaction_id) do nothing"
-            ).rowcount
-        return inserted
+                "on conflict (transaction_id) do nothing returning transaction_id::text, decided_at"
+            ).fetchall()
+        return dict(inserted)
 
     def decided(self, transaction_ids: Sequence[str]) -> list[dict]:
         """The stored decisions of these ids, in the shape the decisions topic carries."""
+        if not transaction_ids:
+            return []
         cursor = self.conn.execute(
             f"select {', '.join(PUBLISHED_COLUMNS)} from fraud.decisions where transaction_id = any(%s::uuid[])",
             (list(transaction_ids),),

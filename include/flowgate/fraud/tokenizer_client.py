@@ -43,6 +43,11 @@ class TokenizerRequestError(Exception):
     on our side that retrying cannot fix, so it does not open the breaker."""
 
 
+# Envelopes per request: ~0.1 s of the service's work at its measured ~3,000/s, well
+# inside the default timeout, and under the service's own MAX_BATCH.
+REQUEST_SIZE = 250
+
+
 class TokenizerClient:
     def __init__(self, base_url: str, *, timeout_s: float = 0.5, fail_max: int = 3,
                  reset_timeout_s: float = 5.0) -> None:
@@ -63,7 +68,17 @@ class TokenizerClient:
         return self._breaker.current_state
 
     def tokenize(self, envelopes: Sequence[str]) -> list[CardToken | InvalidEnvelope]:
-        """One result per envelope, in order. Raises TokenizerUnavailable (or TokenizerRequestError)."""
+        """One result per envelope, in order. Raises TokenizerUnavailable (or TokenizerRequestError).
+
+        Sent in requests of at most ``REQUEST_SIZE`` envelopes: the timeout is per request,
+        so a big micro-batch (a backlog after a restart) is not mistaken for a slow service.
+        """
+        results: list[CardToken | InvalidEnvelope] = []
+        for start in range(0, len(envelopes), REQUEST_SIZE):
+            results += self._tokenize_request(envelopes[start:start + REQUEST_SIZE])
+        return results
+
+    def _tokenize_request(self, envelopes: Sequence[str]) -> list[CardToken | InvalidEnvelope]:
         if not envelopes:
             return []
         if self._breaker.current_state == pybreaker.STATE_CLOSED:

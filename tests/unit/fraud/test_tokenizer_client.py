@@ -116,7 +116,10 @@ def test_a_bad_envelope_is_an_item_error_not_a_breaker_failure(running):
         assert client.breaker_state == "closed"
 
 
-def test_a_rejected_request_is_our_bug_and_does_not_open_the_breaker(running):
+def test_a_rejected_request_is_our_bug_and_does_not_open_the_breaker(running, monkeypatch):
+    import flowgate.fraud.tokenizer_client as tokenizer_client
+
+    monkeypatch.setattr(tokenizer_client, "REQUEST_SIZE", 10_000)  # one request over the limit
     with TokenizerClient(running.url, fail_max=1) as client:
         with pytest.raises(TokenizerRequestError, match="422"):
             client.tokenize(["x"] * 2_001)  # over the service's batch limit
@@ -172,3 +175,11 @@ def test_a_stalled_service_times_out_and_counts_as_a_failure(running):
             assert client.breaker_state == "open"
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+def test_a_big_batch_goes_in_requests_the_service_accepts_and_keeps_its_order(running):
+    rng = random.Random(9)
+    pans = [synthetic_pan(rng) for _ in range(2_100)]  # over the service's per-request limit
+    with TokenizerClient(running.url) as client:
+        results = client.tokenize([seal_pan(running.public_key, p) for p in pans])
+    assert [(r.bin, r.last4) for r in results] == [(p[:6], p[-4:]) for p in pans]
