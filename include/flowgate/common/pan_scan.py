@@ -134,9 +134,33 @@ def _pans_in(data: bytes | str, run_pattern: re.Pattern, begin: int = 0,
             continue
         run = match.group()
         run = run.decode("ascii") if isinstance(run, bytes) else run
+        if _part_of_another_token(data, match.start()):
+            continue
         for offset, length, digits in _candidates(run, match.start()):
             if looks_like_pan(digits) and not _in_hex_string(data, offset, offset + length):
                 yield offset, length, digits
+
+
+_WORD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_DIGITS = frozenset(b"0123456789")
+
+
+def _part_of_another_token(data: bytes | str, start: int) -> bool:
+    """True if the run at ``start`` continues something that is not a card number: an
+    identifier (``fetchFileTemp4667…``, Java's temp files) or the fraction of a decimal
+    (``duration=2.2658035150016076``). Both are all over platform logs; a PAN written
+    into data is delimited (quotes, ``=``, ``:``, spaces, dashes)."""
+
+    def code(i: int) -> int:
+        ch = data[i]
+        return ch if isinstance(ch, int) else ord(ch)
+
+    if start == 0:
+        return False
+    before = code(start - 1)
+    if before in _WORD_CHARS:
+        return True
+    return before == ord(".") and start >= 2 and code(start - 2) in _DIGITS
 
 
 def _candidates(run: str, start: int) -> Iterator[tuple[int, int, str]]:

@@ -150,3 +150,12 @@ def test_cli_exits_1_with_masked_hits_and_0_when_clean(tmp_path, rng):
     bad = runner.invoke(app, ["scan-pan", str(clean), str(dirty)])
     assert bad.exit_code == 1
     assert f"{dirty / 'y.bin'}:1: {mask(pan)}" in bad.output and pan not in bad.output
+
+
+def test_identifiers_and_decimal_fractions_that_pass_luhn_are_not_pans(rng):
+    """What platform logs are full of: Java temp files (fetchFileTemp<random long>.tmp)
+    and float durations; the same digits delimited as data are still found."""
+    pan = synthetic_pan(rng)
+    noise = f"userFiles/fetchFileTemp{pan}.tmp duration=2.{pan} thread_{pan}".encode()
+    assert find_pans(noise) == []
+    assert len(find_pans(f'card={pan} "{pan}" :{pan}'.encode())) == 3
