@@ -73,9 +73,13 @@ def fraud_stream():
 
     @task(trigger_rule="one_failed")
     def resubmit():
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from flowgate.common import stream_supervisor as supervisor
 
         spec = fraud_stream_spec()
+        if supervisor.stopped_on_purpose(spec):
+            raise AirflowSkipException(f"{spec.name} was stopped on purpose meanwhile")
         supervisor.stop(spec, on_purpose=False)
         return supervisor.submit(spec)
 

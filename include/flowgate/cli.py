@@ -10,6 +10,7 @@ import typer
 from flowgate.devstack import stack
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.process import ServiceError
+from flowgate.fraud.cli import fraud_app
 
 app = typer.Typer(help="FlowGate: the data platform's control plane.", no_args_is_help=True)
 
@@ -112,6 +113,7 @@ def scan_pan(
 
 seed_app = typer.Typer(help="Load deterministic demo data into the sources.", no_args_is_help=True)
 app.add_typer(seed_app, name="seed")
+app.add_typer(fraud_app, name="fraud")
 
 
 @seed_app.command("finance")
@@ -140,6 +142,7 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
         typer.echo("\nRunning platform_smoke through the Airflow scheduler ...")
         trigger("platform_smoke", wait=True, timeout=900)
         _demo_finance()
+        _demo_fraud()
         typer.echo(f"\nAirflow UI: http://127.0.0.1:{cfg.ports.airflow} "
                    "(login: FLOWGATE_AIRFLOW_USER / FLOWGATE_AIRFLOW_PASSWORD in .env)")
     finally:
@@ -183,6 +186,13 @@ def _demo_finance() -> None:
         published = published_day(postgres_dsn("finance_mart"), day)
         for line in published.lines() if published else [f"{day}: not published"]:
             typer.echo(line)
+
+
+def _demo_fraud() -> None:
+    from flowgate.airflow_api import AirflowApi
+    from flowgate.fraud import demo as fraud_demo
+
+    fraud_demo.run(AirflowApi.login(), typer.echo)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,15 @@ def paused_in_scheduler(api, dag_id: str):
 def scheduler_paused(airflow_api):
     """``with scheduler_paused(dag_id): ...`` — see paused_in_scheduler."""
     return lambda dag_id: paused_in_scheduler(airflow_api, dag_id)
+
+
+@pytest.fixture(scope="session")
+def fraud_models_dir(running_stack):
+    """A freshly trained fraud model, promoted in the stack's model registry — what
+    `flowgate fraud train` does, so the stream and the DAGs find it where they look."""
+    from flowgate.fraud.model import models_dir, promote, save_model, train_model
+
+    directory = models_dir()
+    model, _ = train_model(transactions=60_000, seed=5)
+    promote(save_model(model, directory), directory)
+    return directory

@@ -27,6 +27,9 @@ class StreamHealthSensor(BaseSensorOperator):
 
     def poke(self, context) -> bool:
         spec = self.spec()
+        if supervisor.stopped_on_purpose(spec):
+            self.log.info("stream %s was stopped on purpose: nothing to watch", spec.name)
+            return True
         health = supervisor.assess(spec, self.budget)
         self.log.info("stream %s: %s", spec.name, health.summary())
         if not health.healthy:

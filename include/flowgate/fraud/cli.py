@@ -102,3 +102,65 @@ def gateway(
     typer.echo(report.summary())
     if report.failed:
         raise typer.Exit(1)
+
+
+stream_app = typer.Typer(help="The fraud detection stream: start, stop, status (what the fraud_stream DAG does).",
+                         no_args_is_help=True)
+fraud_app.add_typer(stream_app, name="stream")
+
+
+def _with_stack_connections() -> None:
+    """The local stack's connections for anything not already in the environment (in
+    Docker or production the environment has them all)."""
+    from flowgate.devstack.env import stack_env
+
+    for key, value in stack_env(_stack_config()).items():
+        os.environ.setdefault(key, value)
+
+
+@stream_app.command("start")
+def stream_start() -> None:
+    """Submit the stream detached (unless it runs already) and clear a stop."""
+    from flowgate.common import stream_supervisor as supervisor
+    from flowgate.fraud.stream import fraud_stream_spec
+
+    _with_stack_connections()
+    spec = fraud_stream_spec()
+    supervisor.allow_start(spec)
+    typer.echo(f"{spec.name}: driver pid {supervisor.submit(spec)} (state in {spec.state_dir})")
+
+
+@stream_app.command("stop")
+def stream_stop() -> None:
+    """Stop the stream on purpose: the supervisor will not resubmit it until a start."""
+    from flowgate.common import stream_supervisor as supervisor
+    from flowgate.fraud.stream import fraud_stream_spec
+
+    _with_stack_connections()
+    spec = fraud_stream_spec()
+    stopped = supervisor.stop(spec, on_purpose=True)
+    typer.echo(f"{spec.name}: {'stopped' if stopped else 'was not running'}; marked stopped on purpose")
+
+
+@stream_app.command("status")
+def stream_status() -> None:
+    """The supervisor's judgement (driver, heartbeat, lag) and the stream's own counters."""
+    from flowgate.common import stream_supervisor as supervisor
+    from flowgate.fraud.stream import BUDGET, fraud_stream_spec
+
+    _with_stack_connections()
+    spec = fraud_stream_spec()
+    health = supervisor.assess(spec, BUDGET)
+    state = "stopped on purpose" if supervisor.stopped_on_purpose(spec) else health.summary()
+    typer.echo(f"{spec.name}: {state}")
+    if health.heartbeat:
+        hb = health.heartbeat
+        typer.echo(f"  heartbeat {hb.state} {hb.age_seconds():.0f}s ago: batch {hb.batch_id}, "
+                   f"in {hb.input_rows_per_second or 0:.0f}/s, processed {hb.processed_rows_per_second or 0:.0f}/s, "
+                   f"batch {hb.batch_duration_ms} ms, lag {hb.consumer_lag}")
+        app = hb.app
+        typer.echo(f"  decided {app.get('decided', 0):,}, dead-lettered {app.get('dead_lettered', 0):,}, "
+                   f"unscored {app.get('unscored', 0):,}, breaker {app.get('breaker_state')} "
+                   f"(opened {app.get('breaker_opened', 0)}x)")
+    if not health.healthy and not supervisor.stopped_on_purpose(spec):
+        raise typer.Exit(1)
