@@ -197,6 +197,7 @@ def test_breaker_opens_while_the_tokenizer_is_down_and_the_stream_recovers(
     events = sealed(transactions, public_key)
     ids = [tx_id for tx_id, _ in events]
     spec, topics = run_drill("breaker")
+    warm_up(bootstrap, store_dsn, topics, public_key)  # traffic must outlast the outage
     producer = threading.Thread(target=gateway.produce, args=(bootstrap, topics.events, events, 400))
     producer.start()
 
@@ -223,6 +224,13 @@ def test_breaker_opens_while_the_tokenizer_is_down_and_the_stream_recovers(
 
     heartbeat = _wait_for(lambda: _drained(spec), timeout_s=60)
     assert heartbeat.app["breaker_opened"] >= 1 and heartbeat.app["breaker_state"] == "closed"
+
+
+def warm_up(bootstrap, store_dsn, topics, public_key, count: int = 200) -> None:
+    """Wait until the job has started and decided a first few payments."""
+    events = sealed(simulated(count, rate=200), public_key)
+    gateway.produce(bootstrap, topics.events, events, rate_per_s=200)
+    assert drill.wait_until_decided(store_dsn, [i for i, _ in events], timeout_s=300) == count
 
 
 def _drained(spec):
