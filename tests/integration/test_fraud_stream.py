@@ -169,7 +169,8 @@ def test_each_transaction_is_decided_exactly_once_through_three_driver_kills(
     kills = []
     for threshold in (15_000, 40_000, 65_000):
         drill.wait_until_decided(store_dsn, ids[:threshold], timeout_s=300)
-        kills.append(supervisor.kill_driver(spec))       # kill -9, mid-batch as likely as not
+        time.sleep(random.uniform(0, 1.5))                # land anywhere in a micro-batch
+        kills.append(supervisor.kill_driver(spec))       # kill -9
         assert supervisor.driver_pid(spec) is None
         supervisor.submit(spec)                           # resume from the checkpoint
     producer.join()
