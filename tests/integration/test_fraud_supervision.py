@@ -24,7 +24,7 @@ def fraud_stream_dag(running_stack, fraud_models_dir, monkeypatch, scheduler_pau
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("FLOWGATE_STREAMS_DIR", str(running_stack.state_dir / "streams" / f"test-{uuid.uuid4().hex[:8]}"))
-    dag = DagBag(str(running_stack.root / "dags"), include_examples=False).get_dag("fraud_stream")
+    dag = DagBag(dag_folder=str(running_stack.root / "dags" / "fraud_stream.py")).get_dag("fraud_stream")
     from flowgate.fraud.stream import fraud_stream_spec
 
     spec = fraud_stream_spec()
