@@ -112,6 +112,8 @@ def build_pipeline(events: DataFrame, engine: DecisionEngine, checkpoint: str) -
         events.writeStream.queryName(STREAM_NAME)
         .foreachBatch(process_batch)
         .option("checkpointLocation", checkpoint)
+        # No asyncProgressTrackingEnabled: Spark 4.2 refuses it for foreachBatch sinks
+        # ("Sink ForeachBatchSink does not support async progress tracking").
         .trigger(processingTime="0 seconds")  # next batch as soon as the last one ends
     )
 
