@@ -2,13 +2,23 @@
 
     .venv/bin/python bench/finance_daily.py [--postings 1000000] [--date 2026-06-30]
 
-End to end = stage (snapshot COPY source → mart) + GX gate + reconciliation + atomic
-publish with audit row, in-process (no scheduler overhead). The floor, measured in the
-same run on the same data: PostgreSQL COPY of the day's postings out of core_banking and
-into the finance mart, nothing else. Goal (issue 3): ≤ 60 s and ≤ 4× the floor.
+End to end = stage (snapshot COPY source → mart) + the two gates, side by side as the DAG
+runs them (GX checkpoint ∥ reconciliation; the step is the longer of the two) + atomic
+publish with audit row, in-process (no scheduler overhead). Nothing is imported ahead: the
+GX gate pays for importing Great Expectations, pandas and pyarrow, as its task process
+does. The floor, measured in the same run on the same data: PostgreSQL COPY of the day's
+postings out of core_banking and into the finance mart, nothing else. Goal (issue 3):
+≤ 60 s and ≤ 4× the floor.
 
 Uses the local stack's PostgreSQL (started, and stopped again, if it was not running).
-Prints a table, then one line of JSON with every figure.
+Prints a table, then one line of JSON with every figure. The machine's load moves every
+figure (a shared 2-core box swings the ratio by ±1): run it more than once.
+
+Last measured (1M postings, shared 2-core box, load ≈ 2): stage 4.6–5.1 s, gates 10.4–12.2 s
+(GX gate; reconciliation 2.3–2.5 s beside it), publish 2.4–3.5 s; end to end 18.8–19.2 s
+against a floor of 4.1–4.9 s: 3.84×, 4.45×, 4.60×. The GX gate's critical path is the
+import of Great Expectations (≈ 5 s of CPU, 8–9 s of wall clock while the staged rows load
+beside it on the same GIL); validation and Data Docs take ≈ 2 s.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 
@@ -65,7 +76,16 @@ def copy_floor(source_dsn: str, mart_dsn: str, business_date: date) -> float:
     return elapsed
 
 
-def end_to_end(source_dsn: str, mart_dsn: str, business_date: date) -> dict[str, float]:
+def end_to_end(source_dsn: str, mart_dsn: str, business_date: date) -> tuple[dict[str, float], dict[str, float]]:
+    """The DAG's critical path: stage, then both gates side by side (as the DAG runs
+    them: each depends only on stage), then publish. Returns the steps that add up to end
+    to end, and each gate's own time (the longer one is the gates' step).
+
+    Nothing is imported ahead: the first gate to need Great Expectations, pandas or
+    pyarrow pays for importing them, as each gate task's process does in Airflow. The two
+    gates share this process (and its GIL) where Airflow gives each its own: if anything,
+    that makes the bench slower than a real run.
+    """
     from flowgate.finance import pipeline
 
     run = pipeline.FinanceRun(business_date, "finance_daily_reporting", f"bench__{time.time_ns()}", "manual",
@@ -75,16 +95,23 @@ def end_to_end(source_dsn: str, mart_dsn: str, business_date: date) -> dict[str,
     staged = pipeline.stage(run)
     steps["stage"] = time.perf_counter() - t
     t = time.perf_counter()
-    expectations = pipeline.validate_staged_postings(run)
-    steps["expectations_gate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    reconciliation = pipeline.reconcile_to_control_totals(run)
-    steps["reconciliation_gate"] = time.perf_counter() - t
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
+        expectations = pool.submit(_timed, pipeline.validate_staged_postings, run)
+        reconciliation = pool.submit(_timed, pipeline.reconcile_to_control_totals, run)
+        (expectations, expectations_s), (reconciliation, reconciliation_s) = \
+            expectations.result(), reconciliation.result()
+    steps["gates (parallel)"] = time.perf_counter() - t
     t = time.perf_counter()
     pipeline.publish(run, staged, [expectations, reconciliation])
     pipeline.drop_stage(run)
     steps["publish"] = time.perf_counter() - t
-    return steps
+    return steps, {"expectations_gate": expectations_s, "reconciliation_gate": reconciliation_s}
+
+
+def _timed(step, *args):
+    started = time.perf_counter()
+    result = step(*args)
+    return result, time.perf_counter() - started
 
 
 def main() -> None:
@@ -102,7 +129,7 @@ def main() -> None:
         seed_finance(source_dsn, args.date, args.postings)
         seed_seconds = time.perf_counter() - t
         floor = copy_floor(source_dsn, mart_dsn, args.date)
-        steps = end_to_end(source_dsn, mart_dsn, args.date)
+        steps, gates = end_to_end(source_dsn, mart_dsn, args.date)
     shutil.rmtree(evidence, ignore_errors=True)
 
     total = sum(steps.values())
@@ -110,10 +137,13 @@ def main() -> None:
     print(f"{'step':<22}{'seconds':>10}")
     for name, seconds in steps.items():
         print(f"{name:<22}{seconds:>10.2f}")
+        if name.startswith("gates"):
+            for gate, gate_seconds in gates.items():
+                print(f"  {gate:<20}{gate_seconds:>10.2f}")
     print(f"{'end to end':<22}{total:>10.2f}   goal <= 60 s")
     print(f"{'floor: COPY out+in':<22}{floor:>10.2f}")
     print(f"{'ratio':<22}{total / floor:>10.2f}x  goal <= 4x")
-    print(json.dumps({"bench": "finance_daily", "postings": args.postings, "steps_s": steps,
+    print(json.dumps({"bench": "finance_daily", "postings": args.postings, "steps_s": steps, "gates_s": gates,
                       "end_to_end_s": round(total, 3), "copy_floor_s": round(floor, 3),
                       "ratio": round(total / floor, 2), "goal_s": 60, "goal_ratio": 4}))
 

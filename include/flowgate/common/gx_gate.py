@@ -22,8 +22,10 @@ Why it is built this way:
 - **Fails closed.** An expectation that errors (missing column, incomparable types) counts
   as failed, with GX's error message in ``failed``; a gate with no expectations is refused.
 - **Cheap to import.** Great Expectations takes seconds to import (it pulls in scipy and
-  probes for pyspark), so it is imported inside the functions only: DAG files that import
-  this module parse fast.
+  altair), so it is imported inside the functions only: DAG files that import this
+  module parse fast. And when it is imported, the optional integrations it probes for
+  (:data:`UNUSED_INTEGRATIONS`: Spark, Snowflake, AWS, SQLAlchemy, ...) are hidden from
+  it: a gate needs none of them, and they were a quarter of its import time.
 - **Quiet.** Analytics and progress bars off in the context config, and GX's own INFO
   chatter (dozens of lines on import) held back unless someone set its logger's level,
   so task logs hold the verdict.
@@ -41,8 +43,10 @@ import decimal
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,18 +189,55 @@ def run_docs_dir(docs_dir: Path, run_label: str) -> Path:
     return Path(docs_dir) / slug
 
 
-def _gx():
-    """Import Great Expectations on first use, with its INFO logging held back.
+# Optional integrations Great Expectations probes for when it is imported (its
+# ``great_expectations.compatibility`` modules: ``try: import pyspark ...``). A gate
+# validates pandas frames and writes Data Docs to local files: it uses none of them, yet
+# importing those that are installed here (Spark, Snowflake, AWS, SQLAlchemy, ...) is a
+# quarter of GX's import time. (Namespace packages, which a .pth file may create at
+# start-up, are named by their subpackages.)
+UNUSED_INTEGRATIONS = (
+    "sqlalchemy", "snowflake.connector", "snowflake.sqlalchemy", "snowflake.snowpark", "pyspark", "py4j",
+    "boto3", "botocore", "azure", "google.cloud", "trino", "pyodbc", "databricks", "sqlalchemy_bigquery",
+)
 
-    Only when nobody configured the ``great_expectations`` logger: set its level to see
-    everything again.
+
+def _gx():
+    """Import Great Expectations on first use: quiet, and without the integrations it
+    would load for nothing.
+
+    Its INFO logging is held back only when nobody configured the ``great_expectations``
+    logger: set its level to see everything again.
     """
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:
         gx_logger.setLevel(logging.WARNING)
+    if "great_expectations" not in sys.modules:
+        with _hidden_while_importing(UNUSED_INTEGRATIONS):
+            import great_expectations  # noqa: F401
     import great_expectations
 
     return great_expectations
+
+
+@contextmanager
+def _hidden_while_importing(modules: Sequence[str]):
+    """Make ``import m`` fail (ImportError, as if not installed) for each module of
+    ``modules`` not imported yet, until the block ends; then they import normally again.
+
+    GX then records them as missing (SQL, Spark and cloud datasources are unavailable to
+    a process whose GX was imported here: the gates need none of them). A module already
+    imported is left alone: it costs nothing more and GX may use it. The hiding is
+    process-wide while it lasts: a thread importing one of these meanwhile fails too.
+    """
+    hidden = [m for m in modules if m not in sys.modules]
+    for module in hidden:
+        sys.modules[module] = None  # the import system's own "not importable" marker
+    try:
+        yield
+    finally:
+        for module in hidden:
+            if sys.modules.get(module, False) is None:
+                del sys.modules[module]
 
 
 def _site_config(site_dir: Path) -> dict:
@@ -395,17 +436,25 @@ def in_set(column: str, values: Iterable) -> list[Expectation]:
     return [gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values))]
 
 
-def between_dates(column: str, start: _dt.date, end: _dt.date) -> list[Expectation]:
+def between_dates(column: str, start: _dt.date, end: _dt.date, *, as_timestamps: bool = False) -> list[Expectation]:
     """Every date within [start, end], inclusive: rows belong to the data interval.
 
-    The column must hold ``datetime.date`` values, as psycopg returns for a DATE column.
-    GX compares as-is: a datetime64 or string column makes the expectation error (and so
-    fail); convert first, e.g. ``pd.to_datetime(frame[c]).dt.date``.
+    By default the column must hold ``datetime.date`` values, as psycopg returns for a
+    DATE column. GX compares those one by one in Python (seconds per million rows), and
+    as-is: a datetime64 or string column makes the expectation error (and so fail);
+    convert first, e.g. ``pd.to_datetime(frame[c]).dt.date``.
+
+    ``as_timestamps=True`` is for big frames: the column holds the dates as
+    ``datetime64[ns]`` at midnight (``pd.to_datetime(frame[c])``), the bounds become
+    midnight timestamps, and GX compares the whole column at once, as fast as numbers.
+    A time of day other than midnight on ``end`` falls outside the interval.
     """
     gxe = _gx().expectations
 
     if start > end:
         raise ValueError(f"between_dates({column!r}): start {start} is after end {end}")
+    if as_timestamps:
+        start, end = (_dt.datetime.combine(d, _dt.time()) for d in (start, end))
     return [gxe.ExpectColumnValuesToBeBetween(column=column, min_value=start, max_value=end)]
 
 

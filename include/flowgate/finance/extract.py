@@ -3,7 +3,12 @@
 The source is read in a single REPEATABLE READ, READ ONLY transaction, so postings,
 control totals and balances come from one consistent snapshot even while the core
 keeps writing. Rows move with COPY (source → mart) and never through Python objects:
-it is the same path the bench uses as its floor.
+it is the same path the bench uses as its floor, in PostgreSQL's binary format (no
+number or timestamp is printed as text and parsed back).
+
+The staging tables are UNLOGGED: they live for one run, are rebuilt by re-running the
+stage task, and so need no WAL. After a crash of the mart's server PostgreSQL empties
+them; the gates then fail closed (no rows, nothing reconciles) and the day is re-run.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from psycopg import sql
 SNAPSHOT_QUERIES = {
     "postings": (
         "select posting_id, transaction_id, account_id, gl_code, currency, side, amount, value_date, "
-        "posted_at, status, reversal_of from core.postings where value_date = {d} order by posting_id",
+        "posted_at, status, reversal_of from core.postings where value_date = {d}",  # unordered: no reader needs it
         "posting_id bigint, transaction_id bigint, account_id bigint, gl_code text, currency text, side text, "
         "amount numeric(18,2), value_date date, posted_at timestamptz, status text, reversal_of bigint",
     ),
@@ -74,19 +79,22 @@ def stage_business_date(source_dsn: str, mart_dsn: str, business_date: date, sch
             mart.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
             for table, (query, columns) in SNAPSHOT_QUERIES.items():
                 target = sql.Identifier(schema, table)
-                mart.execute(sql.SQL("create table {} ({})").format(target, sql.SQL(columns)))
+                mart.execute(sql.SQL("create unlogged table {} ({})").format(target, sql.SQL(columns)))
                 select = sql.SQL(query).format(d=sql.Literal(business_date))
                 counts[table] = _copy_rows(src, mart, select, target)
     return StagedDate(schema, business_date, counts)
 
 
 def _copy_rows(src: psycopg.Connection, mart: psycopg.Connection, select: sql.Composed, target) -> int:
-    copy_out = sql.SQL("copy ({}) to stdout").format(select)
-    copy_in = sql.SQL("copy {} from stdin").format(target)
-    with src.cursor().copy(copy_out) as reader, mart.cursor().copy(copy_in) as writer:
+    """COPY one snapshot query into its staging table; returns the rows copied (COPY's own
+    count: no second scan of the table)."""
+    copy_out = sql.SQL("copy ({}) to stdout (format binary)").format(select)
+    copy_in = sql.SQL("copy {} from stdin (format binary)").format(target)
+    writer_cursor = mart.cursor()
+    with src.cursor().copy(copy_out) as reader, writer_cursor.copy(copy_in) as writer:
         for chunk in reader:
             writer.write(chunk)
-    return mart.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
+    return writer_cursor.rowcount
 
 
 def drop_staging(mart_dsn: str, schema: str) -> None:

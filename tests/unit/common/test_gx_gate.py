@@ -245,3 +245,37 @@ def test_importing_the_module_does_not_import_great_expectations():
         "sys.exit('great_expectations' in sys.modules or 'pandas' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_between_dates_as_timestamps_checks_a_datetime64_column_at_once(tmp_path):
+    day = date(2024, 3, 1)
+    frame = pd.DataFrame({"d": pd.to_datetime(["2024-03-01", "2024-03-02", "2024-02-29", "2024-03-01"])})
+    result = run_gate("dates", frame, gx_gate.between_dates("d", day, day, as_timestamps=True), tmp_path, "ts")
+    (failure,) = result.failed
+    assert failure["unexpected_count"] == 2
+    assert failure["kwargs"]["min_value"] == failure["kwargs"]["max_value"] == "2024-03-01T00:00:00"
+    clean = frame[frame["d"] == pd.Timestamp(day)]
+    assert run_gate("dates", clean, gx_gate.between_dates("d", day, day, as_timestamps=True), tmp_path, "ok").success
+
+
+def test_gx_is_imported_without_the_integrations_a_gate_never_uses():
+    code = (
+        "import sys; from flowgate.common import gx_gate; gx_gate._gx()\n"
+        "from great_expectations.compatibility import pyspark, sqlalchemy\n"
+        "from great_expectations.compatibility.not_imported import NotImported\n"
+        "assert isinstance(pyspark.pyspark, NotImported) and isinstance(sqlalchemy.sqlalchemy, NotImported)\n"
+        "assert not [m for m in gx_gate.UNUSED_INTEGRATIONS if m in sys.modules]\n"
+        "import sqlalchemy  # hidden only while GX imports: afterwards it imports as usual\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_integration_imported_before_gx_is_left_to_it():
+    code = (
+        "import sqlalchemy; from flowgate.common import gx_gate; gx_gate._gx()\n"
+        "from great_expectations.compatibility import sqlalchemy as compat\n"
+        "assert compat.sqlalchemy is sqlalchemy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
