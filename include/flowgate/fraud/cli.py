@@ -53,15 +53,6 @@ def train(
         typer.echo(f"promoted: {promote(path, directory)}")
 
 
-def _default_public_key() -> Path | None:
-    if os.environ.get("FLOWGATE_TOKENIZER_PUBLIC_KEY"):
-        return Path(os.environ["FLOWGATE_TOKENIZER_PUBLIC_KEY"])
-    from flowgate.devstack.tokenizer import tokenizer_public_key
-
-    candidate = tokenizer_public_key(_stack_config())
-    return candidate if candidate.exists() else None
-
-
 @fraud_app.command()
 def gateway(
     rate: float = typer.Option(1000.0, min=1.0, help="Payments per second."),
@@ -78,9 +69,9 @@ def gateway(
     """Simulate the payment gateway: seal each PAN, then send the events at a steady rate."""
     from flowgate.devstack.config import LOOPBACK
     from flowgate.fraud.envelope import load_public_key
-    from flowgate.fraud.gateway import produce, simulate, to_event_bytes, write_truth
+    from flowgate.fraud.gateway import produce, sealing_key_path, simulate, to_event_bytes, write_truth
 
-    key_path = public_key or _default_public_key()
+    key_path = public_key or sealing_key_path()
     if key_path is None or not key_path.exists():
         typer.secho("error: no tokenizer public key: pass --public-key or set FLOWGATE_TOKENIZER_PUBLIC_KEY "
                     "(`flowgate up` creates the local one)", fg="red", err=True)

@@ -134,7 +134,10 @@ def run(api, echo: Echo) -> None:
     echo("\n--- Fraud detection (flow 1) ---")
     version = ensure_model(echo)
     store_dsn, bootstrap = postgres_dsn(STORE_CONN_ID), kafka_bootstrap(KAFKA_CONN_ID)
-    public_key = envelope.load_public_key(_public_key_path())
+    key_path = gateway.sealing_key_path()
+    if key_path is None:
+        raise RuntimeError("no tokenizer public key: the stack's tokenizer creates it on its first start")
+    public_key = envelope.load_public_key(key_path)
     spec = start_from_airflow(api, echo)
     try:
         transactions, events = burst(10_000, 1_000, public_key, random.randrange(1 << 30))
@@ -151,11 +154,3 @@ def run(api, echo: Echo) -> None:
         echo("\nStream stopped on purpose (the supervisor leaves it stopped); "
              "`flowgate fraud stream start` resumes it from its checkpoint.")
 
-
-def _public_key_path():
-    import os
-
-    from flowgate.devstack.config import StackConfig
-    from flowgate.devstack.tokenizer import tokenizer_public_key
-
-    return os.environ.get("FLOWGATE_TOKENIZER_PUBLIC_KEY") or tokenizer_public_key(StackConfig.from_env())

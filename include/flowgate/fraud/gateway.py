@@ -25,6 +25,7 @@ import heapq
 import itertools
 import json
 import math
+import os
 import random
 import time
 import uuid
@@ -338,6 +339,18 @@ def transactions_frame(transactions: Iterable[SimulatedTransaction]) -> pd.DataF
 def event_time_text(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a Z, as the contract shows."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def sealing_key_path() -> Path | None:
+    """The tokenizer's public key the gateway seals PANs with: $FLOWGATE_TOKENIZER_PUBLIC_KEY
+    (Docker, production), else the local stack's; None if neither exists yet."""
+    if os.environ.get("FLOWGATE_TOKENIZER_PUBLIC_KEY"):
+        return Path(os.environ["FLOWGATE_TOKENIZER_PUBLIC_KEY"])
+    from flowgate.devstack.config import StackConfig
+    from flowgate.devstack.tokenizer import tokenizer_public_key
+
+    candidate = tokenizer_public_key(StackConfig.from_env())
+    return candidate if candidate.exists() else None
 
 
 def to_event_bytes(tx: SimulatedTransaction, public_key) -> bytes:
