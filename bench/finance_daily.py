@@ -39,19 +39,13 @@ from psycopg import sql
 
 @contextmanager
 def local_postgres():
-    from flowgate.devstack import postgres, process
+    """The stack's PostgreSQL (started, and stopped again, if it was not running):
+    (core_banking DSN, finance_mart DSN)."""
+    from flowgate.devstack import postgres, stack
     from flowgate.devstack.config import StackConfig
 
-    cfg = StackConfig.from_env()
-    service = postgres.postgres_service(cfg)
-    started_here = process.status(service).pid is None
-    process.start(service)
-    postgres.ensure_databases(cfg)
-    try:
+    with stack.running(StackConfig.from_env(), {"postgres"}) as cfg:
         yield postgres.database_url(cfg, "core_banking"), postgres.database_url(cfg, "finance_mart")
-    finally:
-        if started_here:
-            process.stop(service)
 
 
 def copy_floor(source_dsn: str, mart_dsn: str, business_date: date) -> float:

@@ -37,31 +37,15 @@ WARMUP_EVENTS = 300
 
 @contextmanager
 def data_services():
-    """PostgreSQL, Kafka and the tokenizer of the local stack, with its connections in
-    this process's environment (as `make up` writes them to .env)."""
-    from flowgate.devstack import kafka, postgres, process, tokenizer
+    """PostgreSQL, Kafka and the tokenizer of the local stack (started, and stopped again,
+    if they were not running), with the stack's connections in this process's environment."""
+    from flowgate.devstack import stack
     from flowgate.devstack.config import StackConfig
-    from flowgate.devstack.env import stack_env, write_env_file
+    from flowgate.devstack.env import stack_env
 
-    cfg = StackConfig.from_env()
-    needed = [(postgres.postgres_service(cfg), lambda: postgres.ensure_databases(cfg)),
-              (kafka.kafka_service(cfg), lambda: kafka.ensure_topics(cfg)),
-              (tokenizer.tokenizer_service(cfg), None)]
-    started = []
-    for service, provision in needed:
-        if process.status(service).pid is None:
-            started.append(service)
-        process.start(service)
-        if provision:
-            provision()
-        if service.name == "postgres":
-            write_env_file(cfg)
-    os.environ.update(stack_env(cfg))
-    try:
+    with stack.running(StackConfig.from_env(), {"postgres", "kafka", "tokenizer"}) as cfg:
+        os.environ.update(stack_env(cfg))
         yield cfg
-    finally:
-        for service in reversed(started):
-            process.stop(service)
 
 
 def percentiles(latencies_ms: list[float]) -> dict[str, float]:

@@ -57,19 +57,11 @@ PAYLOAD_SCHEMA = "id STRING, amount DOUBLE, merchant STRING, sealed STRING"
 @contextmanager
 def local_kafka():
     """The stack's Kafka broker, started (and later stopped) only if it is not running."""
-    from flowgate.devstack import kafka, process
+    from flowgate.devstack import kafka, stack
     from flowgate.devstack.config import StackConfig
 
-    cfg = StackConfig.from_env()
-    service = kafka.kafka_service(cfg)
-    started = process.status(service).pid is None
-    process.start(service)
-    kafka.ensure_topics(cfg)
-    try:
+    with stack.running(StackConfig.from_env(), {"kafka"}) as cfg:
         yield cfg, kafka.bootstrap_servers(cfg)
-    finally:
-        if started:
-            process.stop(service)
 
 
 def admin(bootstrap: str):

@@ -5,7 +5,8 @@ Order matters: PostgreSQL first (Airflow's metadata lives there), Airflow last.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flowgate.devstack import kafka, postgres, process, services, tokenizer
@@ -34,6 +35,26 @@ def components(cfg: StackConfig, with_airflow: bool = True) -> list[Component]:
     if with_airflow:
         parts += [Component(svc) for svc in airflow_services(cfg)]
     return parts
+
+
+@contextmanager
+def running(cfg: StackConfig, names: Collection[str]) -> Iterator[StackConfig]:
+    """The named data services (e.g. {"postgres", "kafka"}) running and provisioned for the
+    block; afterwards it stops exactly those it started, so a developer's stack is left as
+    it was. What the benches use: they need a few services, not Airflow."""
+    wanted = [c for c in components(cfg, with_airflow=False) if c.service.name in names]
+    started = []
+    try:
+        for component in wanted:
+            if process.status(component.service).pid is None:
+                started.append(component.service)
+            process.start(component.service)
+            if component.after_start:
+                component.after_start()
+        yield cfg
+    finally:
+        for service in reversed(started):
+            process.stop(service)
 
 
 def up(cfg: StackConfig, with_airflow: bool = True, echo: Callable[[str], None] = print) -> list[Status]:
