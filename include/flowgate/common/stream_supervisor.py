@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 from flowgate.common.heartbeat import Heartbeat, read_heartbeat
 from flowgate.devstack import process
 
@@ -126,11 +124,7 @@ def stop(spec: StreamSpec, *, on_purpose: bool, grace_s: float = 30.0) -> bool:
 
 def kill_driver(spec: StreamSpec) -> int | None:
     """SIGKILL the driver's whole process group, as a crash would (for fault tests)."""
-    pid = driver_pid(spec)
-    if pid is not None:
-        process._signal_group(pid, 9)
-        psutil.Process(pid).wait(timeout=10)
-    return pid
+    return process.kill(driver_service(spec))
 
 
 def stopped_on_purpose(spec: StreamSpec) -> bool:

@@ -163,6 +163,19 @@ def stop(service: Service, grace: float = 20.0) -> bool:
     return True
 
 
+def kill(service: Service, wait_s: float = 10.0) -> int | None:
+    """SIGKILL the process group we started for ``service``, as a crash would (no chance
+    to clean up): the pid killed, or None if it was not running. For fault tests."""
+    pid = running_pid(service.pid_file)
+    if pid is not None:
+        _signal_group(pid, signal.SIGKILL)
+        try:
+            psutil.Process(pid).wait(timeout=wait_s)
+        except psutil.NoSuchProcess:
+            pass
+    return pid
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)

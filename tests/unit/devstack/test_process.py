@@ -103,3 +103,15 @@ def test_a_service_that_never_gets_healthy_is_stopped_and_reported(tmp_path):
     with pytest.raises(ServiceError, match="did not become healthy"):
         process.start(svc)
     assert process.status(svc).state == "stopped"
+
+
+def test_kill_ends_the_group_at_once_as_a_crash_would(tmp_path):
+    # bash ignores SIGTERM while it waits here: only SIGKILL ends it at once.
+    svc = Service(
+        name="crashy", argv=["bash", "-c", "trap '' TERM; sleep 300 & wait"], health=lambda: True,
+        run_dir=tmp_path / "run", log_dir=tmp_path / "logs", start_timeout=5,
+    )
+    pid = process.start(svc).pid
+    assert process.kill(svc) == pid
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert process.status(svc).pid is None and process.kill(svc) is None
