@@ -14,11 +14,12 @@ Uses the local stack's PostgreSQL (started, and stopped again, if it was not run
 Prints a table, then one line of JSON with every figure. The machine's load moves every
 figure (a shared 2-core box swings the ratio by ±1): run it more than once.
 
-Last measured (1M postings, shared 2-core box, load ≈ 2): stage 4.6–5.1 s, gates 10.4–12.2 s
-(GX gate; reconciliation 2.3–2.5 s beside it), publish 2.4–3.5 s; end to end 18.8–19.2 s
-against a floor of 4.1–4.9 s: 3.84×, 4.45×, 4.60×. The GX gate's critical path is the
-import of Great Expectations (≈ 5 s of CPU, 8–9 s of wall clock while the staged rows load
-beside it on the same GIL); validation and Data Docs take ≈ 2 s.
+Last measured (1M postings, quiet 2-core box, load < 1): stage 2.3–2.8 s, gates 4.1–4.3 s
+(GX gate; reconciliation 0.3 s beside it), publish 0.85 s; end to end 7.3–7.8 s against a
+floor of 2.1–2.4 s: 3.61×, 3.21×, 3.51×. The GX gate's critical path is the import of
+Great Expectations (≈ 2.4 s alone, ≈ 3.1 s while the child process loads the staged rows
+on the other core); validation and Data Docs take ≈ 0.7 s. Under load (≈ 3) every
+figure roughly triples and the ratio swings by about ±0.5.
 """
 
 from __future__ import annotations

@@ -82,6 +82,10 @@ def stage_business_date(source_dsn: str, mart_dsn: str, business_date: date, sch
                 mart.execute(sql.SQL("create unlogged table {} ({})").format(target, sql.SQL(columns)))
                 select = sql.SQL(query).format(d=sql.Literal(business_date))
                 counts[table] = _copy_rows(src, mart, select, target)
+                # Fresh tables have no statistics: without them the planner guesses a few
+                # thousand rows and sorts a million on disk where a hash aggregate fits in
+                # memory (gates and publish ran ~2x slower).
+                mart.execute(sql.SQL("analyze {}").format(target))
     return StagedDate(schema, business_date, counts)
 
 

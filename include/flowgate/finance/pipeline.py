@@ -24,7 +24,7 @@ from flowgate.common.publish import (
     publish_partition_rows,
 )
 from flowgate.common.version import code_version
-from flowgate.finance import expectations, extract, reconcile, transform
+from flowgate.finance import expectations, extract, reconcile, staged_rows, transform
 
 DATASET = "finance.daily_reporting"
 
@@ -61,66 +61,20 @@ def validate_staged_postings(run: FinanceRun) -> dict:
     """The Great Expectations gate: returns its verdict, or raises with the failures.
 
     Every gate task process pays the import of Great Expectations (seconds of pure
-    Python). The staged rows stream out of PostgreSQL meanwhile, on a worker thread:
-    that wait is the database's and the network's (and pyarrow's parse runs without the
-    GIL), so the two overlap instead of adding up.
+    Python, GIL held). A child process loads the staged rows meanwhile, on the other
+    core (``staged_rows``), so the two overlap instead of adding up.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow.csv  # noqa: F401 - before the thread starts: no import race with GX's own
-
     from flowgate.common import gx_gate
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-postings") as pool:
-        staged_rows = pool.submit(_staged_postings_table, run)
+    with staged_rows.loading_in_child(run.mart_dsn, run.stage_schema) as staged_postings:
         suite = expectations.staged_postings_expectations(run.business_date)  # imports GX
-        frame = staged_rows.result().to_pandas()
+        frame = staged_postings().to_pandas()
     result = gx_gate.run_gate("finance_staged_postings", frame, suite,
                               run.evidence.parent, run.run_id)  # docs land in the run's evidence folder
     verdict = {"gate": "expectations", "success": result.success, "summary": result.summary(),
                "data_docs": str(result.docs_index), "evaluated": result.evaluated, "failed": result.failed}
     result.raise_if_failed()
     return verdict
-
-
-def _staged_postings_table(run: FinanceRun):
-    """The staged postings as an Arrow table, streamed out of PostgreSQL as CSV."""
-    import io
-
-    query = sql.SQL(expectations.STAGED_POSTINGS_QUERY).format(stage=sql.Identifier(run.stage_schema))
-    buffer = io.BytesIO()
-    with psycopg.connect(run.mart_dsn) as conn, \
-            conn.cursor().copy(sql.SQL("copy ({}) to stdout with (format csv, header)").format(query)) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
-    return parse_staged_postings(buffer)
-
-
-def parse_staged_postings(csv_file):
-    """PostgreSQL's CSV of the staged postings query, typed as the gate wants it, by
-    pyarrow (multi-threaded, typed as it parses: several times faster than
-    ``pandas.read_csv``). An unquoted empty field is NULL; a quoted one an empty string."""
-    import pyarrow.csv as pacsv
-
-    options = pacsv.ConvertOptions(column_types=_staged_postings_types(), strings_can_be_null=True,
-                                   quoted_strings_can_be_null=False)
-    return pacsv.read_csv(csv_file, convert_options=options)
-
-
-def _staged_postings_types() -> dict:
-    """Compact types GX checks with whole-column operations: int64 ids and cents;
-    dictionary-encoded (pandas categorical) text, amounts included, as they only need to be
-    present and money never becomes a float; the value date as a timestamp (GX compares
-    ``datetime64[ns]`` at once, but ``datetime.date`` objects one by one)."""
-    import pyarrow as pa
-
-    text = pa.dictionary(pa.int32(), pa.string())
-    return {
-        "posting_id": pa.int64(), "transaction_id": pa.int64(), "account_id": pa.int64(),
-        "gl_code": text, "currency": text, "side": text, "amount": text, "status": text,
-        "value_date": pa.timestamp("ns"), "transaction_imbalance_cents": pa.int64(),
-    }
 
 
 def reconcile_to_control_totals(run: FinanceRun) -> dict:

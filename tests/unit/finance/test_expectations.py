@@ -11,7 +11,7 @@ import pytest
 
 from flowgate.common.gx_gate import run_gate
 from flowgate.finance import expectations
-from flowgate.finance.pipeline import parse_staged_postings
+from flowgate.finance.staged_rows import parse_staged_postings
 
 DAY = date(2026, 6, 30)
 HEADER = ("posting_id,transaction_id,account_id,gl_code,currency,side,amount,value_date,status,"
