@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flowgate.common.heartbeat import Heartbeat, read_heartbeat
+from flowgate.common.spark import submit_environment
 from flowgate.devstack import process
 
 
@@ -96,7 +97,7 @@ def driver_service(spec: StreamSpec) -> process.Service:
         health=lambda: True,  # alive is all a start can check; the heartbeat tells the rest
         run_dir=spec.state_dir,
         log_dir=spec.state_dir,
-        env=dict(spec.env),
+        env={**submit_environment(), **spec.env},
         start_timeout=10,
     )
 
