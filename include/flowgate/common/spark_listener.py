@@ -6,12 +6,14 @@ writes through ``flowgate.common.heartbeat``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.streaming.listener import JStreamingQueryListener, QueryProgressEvent
 
 from flowgate.common.heartbeat import Heartbeat, kafka_lag, write_heartbeat
 
@@ -22,6 +24,21 @@ class HeartbeatListener(StreamingQueryListener):
 
     def __init__(self, stream: str, path: Path, app_counters: Callable[[], dict] = dict):
         self.stream, self.path, self.app_counters = stream, path, app_counters
+
+    @property
+    def _jlistener(self):
+        """The object Spark calls, with progress events read as one JSON string.
+
+        PySpark's own bridge builds each progress event with ~40 Py4J round trips, some of
+        which make the JVM search every jar for a class that is not there: profiled (JFR)
+        at 1,000 tx/s, that listener thread was half the driver JVM's CPU and the stream's
+        bottleneck. ``_jlistener`` is PySpark's hook for this object (private, pinned
+        with pyspark; tests/integration covers the heartbeat it feeds)."""
+        from pyspark import SparkContext
+
+        if not hasattr(self, "_jlistenerobj"):
+            self._jlistenerobj = SparkContext._jvm.PythonStreamingQueryListenerWrapper(_JsonProgressBridge(self))
+        return self._jlistenerobj
 
     def _beat(self, state: str, **figures) -> None:
         write_heartbeat(self.path, Heartbeat(
@@ -50,6 +67,11 @@ class HeartbeatListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         self._beat("terminated", error=(event.exception or None))
+
+
+class _JsonProgressBridge(JStreamingQueryListener):
+    def onQueryProgress(self, jevent) -> None:  # noqa: N802
+        self.pylistener.onQueryProgress(QueryProgressEvent.fromJson({"progress": json.loads(jevent.progress().json())}))
 
 
 def _finite(value: float | None) -> float | None:
