@@ -49,6 +49,10 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
         jars=kafka_connector_jars(),
         # A micro-batch's work is small; fewer threads means less scheduling overhead.
         conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+              # C1 only: the driver plans and runs a small batch every ~200 ms, and C2 kept
+              # recompiling Spark's planner for minutes (0.5 of our 2 cores at 1,000 tx/s,
+              # p99 2.1 s; C1 only: p99 0.7 s, bench/fraud_latency.py).
+              "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
               # Shuffle and spill files hold rows: keep them with the stream's state, on
               # the disk the PAN scan covers, not in a shared /tmp.
               "spark.local.dir": str(state / "spark-local")},
