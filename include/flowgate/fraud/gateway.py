@@ -415,10 +415,15 @@ def produce(bootstrap: str, topic: str, events: Sequence[tuple[str, bytes]], rat
     """Send ``events`` (key, value) at ``rate_per_s``: message i is due at i / rate after
     the first; a send that falls behind catches up at once; the end flushes and waits
     for every acknowledgement. Produce time is the Kafka message timestamp (CreateTime)."""
+    return paced_send(kafka_producer(bootstrap), topic, events, rate_per_s, on_progress=on_progress)
+
+
+def kafka_producer(bootstrap: str):
+    """The gateway's producer. A real gateway keeps one for its life: a new one spends its
+    first few hundred ms connecting and getting its idempotent producer id."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
-    return paced_send(producer, topic, events, rate_per_s, on_progress=on_progress)
+    return Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
 
 
 def paced_send(producer, topic: str, events: Sequence[tuple[str, bytes]], rate_per_s: float, *,
