@@ -19,6 +19,7 @@ a command line is visible to every user of the machine.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -147,6 +148,9 @@ def main(argv: list[str]) -> int:
     spark = spark_session()
     spark.sparkContext.setLogLevel("WARN")
     spark.streams.addListener(HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(engine.totals)))
+    # Everything built so far (imports, Spark session, model) lives as long as the driver:
+    # out of the collector's sight, a full collection no longer walks it mid-batch.
+    gc.freeze()
     query = build_pipeline(kafka_events(spark, cfg), engine, cfg.checkpoint).start()
     print(f"{STREAM_NAME}: query {query.id} started, model {engine.model.version}", flush=True)
     query.awaitTermination()
