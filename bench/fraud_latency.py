@@ -15,6 +15,11 @@ stretch < 250 ms.
 
 Uses the local stack's PostgreSQL, Kafka and tokenizer (starts them, and stops them
 again, if they were not running). Prints a table, then one line of JSON.
+
+Last measured (quiet 2-core box, three runs): p99 at 1,000 tx/s 481, 501 and 510 ms
+(p50 246–285), Kafka floor p99 3.8–4.3 ms; every transaction decided at 500, 1,000 and
+2,000 tx/s (p99 at 2,000: 820–1,114 ms). Machine noise moves p99 by ±50 ms: a single
+stall of one micro-batch in 30 s is already 1% of the transactions.
 """
 
 from __future__ import annotations
