@@ -20,6 +20,7 @@ Last measured (quiet 2-core box, three runs): p99 at 1,000 tx/s 481, 501 and 510
 (p50 246–285), Kafka floor p99 3.8–4.3 ms; every transaction decided at 500, 1,000 and
 2,000 tx/s (p99 at 2,000: 820–1,114 ms). Machine noise moves p99 by ±50 ms: a single
 stall of one micro-batch in 30 s is already 1% of the transactions.
+On the same box later, with its CPU ~1.6× slower: p99 at 1,000 tx/s 626 ms.
 """
 
 from __future__ import annotations
