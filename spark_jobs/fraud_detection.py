@@ -3,8 +3,10 @@
 Spark reads the events from Kafka in bounded micro-batches (``maxOffsetsPerTrigger``: a
 spike waits in Kafka instead of blowing up a batch) and checkpoints the offsets; each
 micro-batch goes to ``flowgate.fraud.pipeline.DecisionEngine`` on the driver, which
-tokenizes, scores and records the decisions idempotently. After a crash Spark replays
-the uncommitted batch and the idempotent store makes the replay a no-op.
+tokenizes, scores and records the decisions idempotently. The engine works on a thread of
+its own (``flowgate.common.batch_handoff``), so it decides batch N while Spark commits N and
+reads N+1. After a crash Spark replays the uncommitted batch, the driver replays the one it
+had handed over (its in-flight marker), and the idempotent store makes both replays no-ops.
 
 The same file runs on ``local[*]`` and on a cluster master (spark-submit --master ...).
 
@@ -23,14 +25,16 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import DataStreamWriter
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from flowgate.common.batch_handoff import BatchHandoff, InFlightBatch, InFlightMarker, KafkaRange, marker_path_beside
 from flowgate.common.spark_listener import HeartbeatListener
 from flowgate.fraud.events import SourceRecord
 from flowgate.fraud.kafka_out import KafkaPublisher
@@ -79,8 +83,11 @@ def parse_args(argv: list[str]) -> JobConfig:
     return JobConfig(**{k.replace("-", "_"): v for k, v in vars(p.parse_args(argv)).items()})
 
 
+RECORD_COLUMNS = ("value", "partition", "offset", "timestamp")  # what the engine needs of a record
+
+
 def kafka_events(spark: SparkSession, cfg: JobConfig) -> DataFrame:
-    """The raw events, bounded per trigger; only what the engine needs of each record."""
+    """The raw events, bounded per trigger."""
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.bootstrap)
@@ -88,14 +95,25 @@ def kafka_events(spark: SparkSession, cfg: JobConfig) -> DataFrame:
         .option("startingOffsets", cfg.starting_offsets)
         .option("maxOffsetsPerTrigger", cfg.max_offsets_per_trigger)
         .load()
-        .select("value", "partition", "offset", "timestamp")
+        .select(*RECORD_COLUMNS)
+    )
+
+
+def kafka_range(spark: SparkSession, cfg: JobConfig, source: KafkaRange) -> DataFrame:
+    """The records of ``source`` read again, as a batch query, in the stream's columns."""
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.bootstrap)
+        .options(**source.reader_options())
+        .load()
+        .select(*RECORD_COLUMNS)
     )
 
 
 def source_records(batch: pa.Table) -> list[SourceRecord]:
     """Arrow straight to Python objects: no pandas frame on the hot path (a timestamp
     column comes out as tz-aware datetimes, as the session's zone is UTC)."""
-    columns = batch.to_pydict()  # kafka_events() selected exactly these columns
+    columns = batch.to_pydict()  # selected as RECORD_COLUMNS
     return [
         SourceRecord(value=value, partition=partition, offset=offset, timestamp=stamp)
         for value, partition, offset, stamp in zip(
@@ -103,18 +121,32 @@ def source_records(batch: pa.Table) -> list[SourceRecord]:
     ]
 
 
-def build_pipeline(events: DataFrame, engine: DecisionEngine, checkpoint: str) -> DataStreamWriter:
+def decide(engine: DecisionEngine, batch_id: int, records: list[SourceRecord], before_ms: dict[str, float]) -> None:
+    outcome = engine.process(batch_id, records, before_ms=before_ms)
+    if not outcome.reconciles():
+        raise RuntimeError(f"batch {batch_id} does not reconcile: {outcome}")
+
+
+def build_pipeline(events: DataFrame, engine: DecisionEngine, handoff: BatchHandoff, cfg: JobConfig,
+                   on_decided: Callable[[], None]) -> DataStreamWriter:
     def process_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
         records = source_records(batch.toArrow())
-        outcome = engine.process(batch_id, records, collect_ms=(time.perf_counter() - started) * 1000)
-        if not outcome.reconciles():
-            raise RuntimeError(f"batch {batch_id} does not reconcile: {outcome}")
+        collect_ms = (time.perf_counter() - started) * 1000
+        if not records:
+            return
+        in_flight = InFlightBatch(batch_id, KafkaRange.of(cfg.events_topic, ((r.partition, r.offset) for r in records)))
+
+        def work(waited_ms: float) -> None:
+            decide(engine, batch_id, records, {"collect": collect_ms, "wait_previous": waited_ms})
+            on_decided()
+
+        handoff.hand_off(in_flight, work)
 
     return (
         events.writeStream.queryName(STREAM_NAME)
         .foreachBatch(process_batch)
-        .option("checkpointLocation", checkpoint)
+        .option("checkpointLocation", cfg.checkpoint)
         # No asyncProgressTrackingEnabled: Spark 4.2 refuses it for foreachBatch sinks
         # ("Sink ForeachBatchSink does not support async progress tracking").
         .trigger(processingTime="0 seconds")  # next batch as soon as the last one ends
@@ -142,18 +174,45 @@ def spark_session() -> SparkSession:
     )
 
 
+def replay_in_flight(spark: SparkSession, cfg: JobConfig, engine: DecisionEngine, marker: InFlightMarker) -> None:
+    """Decide again the batch the last driver had handed over and maybe not finished: Spark
+    committed it, so only this marker remembers it (see flowgate.common.batch_handoff)."""
+    in_flight = marker.read()
+    if in_flight is None:
+        return
+    records = source_records(kafka_range(spark, cfg, in_flight.source).toArrow())
+    decide(engine, in_flight.batch_id, records, {})
+    marker.clear()
+    print(f"{STREAM_NAME}: replayed in-flight batch {in_flight.batch_id} ({len(records)} records)", flush=True)
+
+
+def run_until_stopped(query: StreamingQuery, handoff: BatchHandoff) -> None:
+    """Like ``awaitTermination``, but a batch that fails on the worker fails the query now,
+    not when the next batch is handed over (a quiet stream may not have one for a while)."""
+    while not query.awaitTermination(1):
+        failure = handoff.failure()
+        if failure is not None:
+            query.stop()
+            raise failure
+    handoff.wait()
+
+
 def main(argv: list[str]) -> int:
     cfg = parse_args(argv)
     engine = build_engine(cfg)
     spark = spark_session()
     spark.sparkContext.setLogLevel("WARN")
-    spark.streams.addListener(HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(engine.totals)))
+    heartbeat = HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(engine.totals))
+    spark.streams.addListener(heartbeat)
+    marker = InFlightMarker(marker_path_beside(cfg.heartbeat))
+    replay_in_flight(spark, cfg, engine, marker)
     # Everything built so far (imports, Spark session, model) lives as long as the driver:
     # out of the collector's sight, a full collection no longer walks it mid-batch.
     gc.freeze()
-    query = build_pipeline(kafka_events(spark, cfg), engine, cfg.checkpoint).start()
+    handoff = BatchHandoff(marker)
+    query = build_pipeline(kafka_events(spark, cfg), engine, handoff, cfg, heartbeat.refresh_app).start()
     print(f"{STREAM_NAME}: query {query.id} started, model {engine.model.version}", flush=True)
-    query.awaitTermination()
+    run_until_stopped(query, handoff)
     return 0
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from flowgate.common import stream_supervisor as supervisor
+from flowgate.common.batch_handoff import InFlightBatch, InFlightMarker, KafkaRange, marker_path_beside
 from flowgate.common.connections import postgres_dsn
 from flowgate.common.heartbeat import read_heartbeat
 from flowgate.common.pan_scan import find_pans
@@ -48,15 +49,19 @@ def run_drill(bootstrap, fraud_models_dir, running_stack):
     scan (test_zz_pan_scan) looks."""
     started = []
 
-    def start(label: str, *extra_args: str):
-        topics = drill.DrillTopics.fresh(label)
-        drill.create_topics(bootstrap, topics)
+    def on(topics: drill.DrillTopics, *extra_args: str):
         state = running_stack.state_dir / "streams" / "drills" / topics.events
         spec = drill.drill_spec(topics, state, fraud_models_dir, *extra_args)
         supervisor.submit(spec)
         started.append((spec, topics))
         return spec, topics
 
+    def start(label: str, *extra_args: str):
+        topics = drill.DrillTopics.fresh(label)
+        drill.create_topics(bootstrap, topics)
+        return on(topics, *extra_args)
+
+    start.on = on
     yield start
     for spec, topics in started:
         supervisor.stop(spec, on_purpose=True)
@@ -190,6 +195,32 @@ def test_each_transaction_is_decided_exactly_once_through_three_driver_kills(
     print(f"\nexactly once: {len(ids)} produced, {distinct} decided once each in fraud.decisions; "
           f"decisions topic: {len(on_topic)} messages, {drill.duplicate_count(on_topic)} replayed duplicates "
           f"after 3 kill -9 of the driver")
+
+
+def test_a_batch_handed_over_but_not_finished_is_decided_by_the_next_driver(
+        run_drill, bootstrap, store_dsn, public_key, running_stack, fraud_models_dir):
+    """What a kill -9 between Spark's commit and the worker's end leaves: events Spark will
+    not read again (here: the stream starts at ``latest``) and the in-flight marker."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topics = drill.DrillTopics.fresh("handoff")
+    drill.create_topics(bootstrap, topics)
+    events = sealed(simulated(400, rate=1000), public_key)
+    gateway.produce(bootstrap, topics.events, events, rate_per_s=2000)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.events, p), timeout=10)[1]
+            for p in range(drill.PARTITIONS)}
+    consumer.close()
+    state = running_stack.state_dir / "streams" / "drills" / topics.events
+    marker = InFlightMarker(marker_path_beside(drill.drill_spec(topics, state, fraud_models_dir).heartbeat_file))
+    marker.write(InFlightBatch(41, KafkaRange(topics.events, {p: (0, end) for p, end in ends.items()})))
+
+    run_drill.on(topics, "--starting-offsets", "latest")
+    ids = [tx_id for tx_id, _ in events]
+    assert drill.wait_until_decided(store_dsn, ids, timeout_s=240) == len(ids)
+    assert marker.read() is None
+    assert {row["batch_id"] for row in decisions_by_id(store_dsn, ids).values()} == {41}
+    assert sorted(d["transaction_id"] for d in drill.decisions_on_topic(bootstrap, topics.decisions)) == sorted(ids)
 
 
 def test_breaker_opens_while_the_tokenizer_is_down_and_the_stream_recovers(

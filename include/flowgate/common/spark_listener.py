@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +26,8 @@ class HeartbeatListener(StreamingQueryListener):
 
     def __init__(self, stream: str, path: Path, app_counters: Callable[[], dict] = dict):
         self.stream, self.path, self.app_counters = stream, path, app_counters
+        self._lock = threading.Lock()  # Spark's events and refresh_app come on different threads
+        self._last: Heartbeat | None = None
 
     @property
     def _jlistener(self):
@@ -41,9 +45,21 @@ class HeartbeatListener(StreamingQueryListener):
         return self._jlistenerobj
 
     def _beat(self, state: str, **figures) -> None:
-        write_heartbeat(self.path, Heartbeat(
-            stream=self.stream, written_at=datetime.now(UTC), state=state,
-            driver_pid=os.getpid(), app=self.app_counters(), **figures))
+        with self._lock:
+            self._write(Heartbeat(stream=self.stream, written_at=datetime.now(UTC), state=state,
+                                  driver_pid=os.getpid(), app=self.app_counters(), **figures))
+
+    def refresh_app(self) -> None:
+        """Write the last beat again with the job's counters as they are now. Work that
+        ends after Spark's progress event (an engine beside Spark, ``batch_handoff``)
+        shows at once, not with the next batch, which a quiet stream may not have."""
+        with self._lock:
+            if self._last is not None:
+                self._write(replace(self._last, written_at=datetime.now(UTC), app=self.app_counters()))
+
+    def _write(self, heartbeat: Heartbeat) -> None:
+        write_heartbeat(self.path, heartbeat)
+        self._last = heartbeat
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 - pyspark's names
         self._beat("started")

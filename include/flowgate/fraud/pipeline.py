@@ -108,11 +108,12 @@ class DecisionEngine:
         self.totals = EngineTotals()
 
     def process(self, batch_id: int, records: Sequence[SourceRecord], *,
-                collect_ms: float | None = None) -> BatchOutcome:
+                before_ms: dict[str, float] | None = None) -> BatchOutcome:
+        """``before_ms``: what the caller spent on the batch before it got here (the Spark
+        job that collected it, the wait for the previous batch), shown with the stages."""
         outcome = BatchOutcome(batch_id, received=len(records))
+        outcome.stage_ms.update({name: round(ms, 1) for name, ms in (before_ms or {}).items()})
         clock = StageClock(outcome.stage_ms)
-        if collect_ms is not None:
-            outcome.stage_ms["collect"] = round(collect_ms, 1)
         with clock("parse"):
             events, dead = split_records(records)
         with clock("tokenize"):

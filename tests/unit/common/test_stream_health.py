@@ -54,3 +54,21 @@ def test_kafka_lag_sums_partitions_behind_latest():
     latest = json.dumps({"t": {"0": 15, "1": 20, "2": 3}})
     assert kafka_lag(end, latest) == 5 + 0 + 3
     assert kafka_lag(None, latest) is None
+
+
+def test_the_listener_rewrites_its_last_beat_with_counters_that_moved_after_it(tmp_path):
+    """The fraud engine finishes a batch after Spark's progress event for it: the beat
+    must show the engine's counters without waiting for a next batch."""
+    from flowgate.common.spark_listener import HeartbeatListener
+
+    counters = {"decided": 100}
+    listener = HeartbeatListener("s", tmp_path / "heartbeat.json", lambda: dict(counters))
+    listener.refresh_app()  # before any event: nothing to refresh, nothing written
+    assert read_heartbeat(tmp_path / "heartbeat.json") is None
+
+    listener._beat("progress", batch_id=7, consumer_lag=0, durations_ms={"addBatch": 12})
+    counters["decided"] = 250
+    listener.refresh_app()
+    beat = read_heartbeat(tmp_path / "heartbeat.json")
+    assert beat.app == {"decided": 250}
+    assert (beat.state, beat.batch_id, beat.consumer_lag, beat.durations_ms) == ("progress", 7, 0, {"addBatch": 12})
