@@ -94,6 +94,11 @@ def kafka_events(spark: SparkSession, cfg: JobConfig) -> DataFrame:
         .option("subscribe", cfg.events_topic)
         .option("startingOffsets", cfg.starting_offsets)
         .option("maxOffsetsPerTrigger", cfg.max_offsets_per_trigger)
+        # Spark's reader polls a partition only while a task runs, and the poll it leaves in
+        # flight would sit at the broker up to 500 ms (Kafka's default) for data that the
+        # next batch then waits for: a payment after a quiet spell waited that long (20 tx/s:
+        # p50 306 → 142 ms). Idle, a 10 ms wait costs one empty fetch per task.
+        .option("kafka.fetch.max.wait.ms", 10)
         .load()
         .select(*RECORD_COLUMNS)
     )
