@@ -17,9 +17,10 @@ Uses the local stack's PostgreSQL, Kafka and tokenizer (starts them, and stops t
 again, if they were not running). Prints a table, then one line of JSON.
 
 Last measured (2-core box, engine beside Spark): p99 at 1,000 tx/s 436 and 510 ms
-(p50 250–264) on a warm stack, 733 ms on one the bench had just started; Kafka floor p99 3.8–4.0 ms; every transaction decided at 500, 1,000
-and 2,000 tx/s (p99 at 2,000: 633–1,269 ms). On the same host the code before the
-engine/checkpoint/fetch changes gave p99 673 and 946 ms (drills at 1,000 tx/s). Machine noise moves p99 by ±50 ms: one
+(p50 250–264) on a warm stack, 733 ms on one the bench had just started; Kafka floor p99
+3.8–4.0 ms; every transaction decided at 500, 1,000 and 2,000 tx/s (p99 at 2,000:
+633–1,269 ms). On the same host the code before the engine/checkpoint/fetch changes gave
+p99 673 and 946 ms (drills at 1,000 tx/s). Machine noise moves p99 by ±50 ms or more: one
 stalled micro-batch in 30 s is already 1% of the transactions.
 """
 
