@@ -87,18 +87,20 @@ def build_features(batch: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def transaction_features(batch: pd.DataFrame) -> dict[str, np.ndarray]:
-    """What one payment says on its own."""
+    """What one payment says on its own. On object arrays, not Series: a micro-batch is a
+    hundred rows, where pandas' per-call overhead was most of the cost."""
     amount = batch["amount"].to_numpy(dtype=np.float64)
-    card_country = batch["card_country"].astype(str)
-    home = card_country.map(HOME_CURRENCY)
-    currency = batch["currency"].astype(str)
-    channel = batch["channel"].astype(str).to_numpy()
+    card_country, currency = _strings(batch["card_country"]), _strings(batch["currency"])
+    channel, mcc = _strings(batch["channel"]), _strings(batch["mcc"])
     hour = _utc(batch["event_time"]).hour.to_numpy()
+    home = [HOME_CURRENCY.get(country) for country in card_country]
     return {
         "log_amount": np.log1p(np.clip(amount, 0.0, None)),
-        "high_risk_mcc": batch["mcc"].astype(str).isin(HIGH_RISK_MCC).to_numpy(dtype=np.float64),
-        "country_mismatch": (batch["merchant_country"].astype(str).to_numpy() != card_country.to_numpy()).astype(np.float64),
-        "currency_mismatch": (home.notna() & (home != currency)).to_numpy(dtype=np.float64),
+        "high_risk_mcc": np.fromiter((code in HIGH_RISK_MCC for code in mcc), np.float64, len(mcc)),
+        "country_mismatch": (_strings(batch["merchant_country"]) != card_country).astype(np.float64),
+        "currency_mismatch": np.fromiter(
+            (expected is not None and expected != paid for expected, paid in zip(home, currency, strict=True)),
+            np.float64, len(home)),
         "channel_ecom": (channel == "ecom").astype(np.float64),
         "channel_atm": (channel == "atm").astype(np.float64),
         "night_hour": (hour < _NIGHT_END_HOUR).astype(np.float64),
