@@ -67,6 +67,12 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
               # more than interpreting it (collect: ~10 ms less a batch).
               "spark.sql.codegen.factoryMode": "NO_CODEGEN",
               "spark.sql.codegen.wholeStage": "false",
+              # Spark's status store keeps the last 1,000 SQL executions, jobs and stages
+              # (the UI's history, though the UI is off) and trims them by sorting all of
+              # them: two executions a batch made that a steady 0.03 core (element-tracking
+              # thread) once the stream had run for two minutes. 50 is 0.01.
+              "spark.sql.ui.retainedExecutions": "50", "spark.ui.retainedJobs": "50",
+              "spark.ui.retainedStages": "50",
               # Shuffle and spill files hold rows: keep them with the stream's state, on
               # the disk the PAN scan covers, not in a shared /tmp.
               "spark.local.dir": str(state / "spark-local")},
