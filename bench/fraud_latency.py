@@ -1,6 +1,6 @@
 """Benchmark: fraud decision latency, gateway produce → decision on the decisions topic.
 
-    .venv/bin/python bench/fraud_latency.py [--rates 500,1000,2000] [--seconds 30]
+    .venv/bin/python bench/fraud_latency.py [--rates 500,1000,2000] [--seconds 30] [--warmup-seconds 150]
 
 For each rate, a drill (flowgate.fraud.drill): the real Spark job, submitted detached as
 the supervisor does, on topics of its own, warmed up, then fed ``rate`` transactions a
@@ -16,12 +16,11 @@ stretch < 250 ms.
 Uses the local stack's PostgreSQL, Kafka and tokenizer (starts them, and stops them
 again, if they were not running). Prints a table, then one line of JSON.
 
-Last measured (2-core box, engine beside Spark): p99 at 1,000 tx/s 436 and 510 ms
-(p50 250–264) on a warm stack, 733 ms on one the bench had just started; Kafka floor p99
-3.8–4.0 ms; every transaction decided at 500, 1,000 and 2,000 tx/s (p99 at 2,000:
-633–1,269 ms). On the same host the code before the engine/checkpoint/fetch changes gave
-p99 673 and 946 ms (drills at 1,000 tx/s). Machine noise moves p99 by ±50 ms or more: one
-stalled micro-batch in 30 s is already 1% of the transactions.
+Last measured (2-core box, 150 s warm-up, JIT done): p99 at 1,000 tx/s 259 ms (p50 159);
+at 500 tx/s 240 ms; at 2,000 tx/s 892 ms; Kafka floor p99 3.8–4.7 ms; every transaction
+decided at every rate. The bench before it warmed up for 15 s and measured a driver whose
+JIT was still compiling: p99 436–733 ms at 1,000 tx/s. Machine noise moves p99 by ±50 ms
+or more: one stalled micro-batch in 30 s is already 1% of the transactions.
 """
 
 from __future__ import annotations

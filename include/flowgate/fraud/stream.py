@@ -49,9 +49,10 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
         jars=kafka_connector_jars(),
         # A micro-batch's work is small; fewer threads means less scheduling overhead.
         conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
-              # C1 only: the driver plans and runs a small batch every ~200 ms, and C2 kept
-              # recompiling Spark's planner for minutes (0.5 of our 2 cores at 1,000 tx/s,
-              # p99 2.1 s; C1 only: p99 0.7 s, bench/fraud_latency.py).
+              # C1 only: the driver plans and runs a small batch every ~100 ms, and C2 kept
+              # compiling Spark's planner for minutes (0.5 of our 2 cores at first, still
+              # 0.1 after 10 minutes). C1 is done in ~2.5 minutes. Once warm, C2's code
+              # takes ~30% less JVM CPU, but p99 was no better (drills at 1,000 tx/s).
               "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
               # The checkpoint's offset and commit files through Hadoop's FileSystem API on
               # the plain local filesystem. The default (FileContext) API, without Hadoop's
