@@ -16,10 +16,10 @@ stretch < 250 ms.
 Uses the local stack's PostgreSQL, Kafka and tokenizer (starts them, and stops them
 again, if they were not running). Prints a table, then one line of JSON.
 
-Last measured (2-core box, 150 s warm-up, JIT done): p99 at 1,000 tx/s 259 ms (p50 159);
-at 500 tx/s 240 ms; at 2,000 tx/s 892 ms; Kafka floor p99 3.8–4.7 ms; every transaction
-decided at every rate. The bench before it warmed up for 15 s and measured a driver whose
-JIT was still compiling: p99 436–733 ms at 1,000 tx/s. Machine noise moves p99 by ±50 ms
+Last measured (2-core box, 150 s warm-up, JIT done), two runs: p99 at 1,000 tx/s 259 and
+307 ms (p50 159–193); at 500 tx/s 217–240 ms; at 2,000 tx/s 556–892 ms; every transaction
+decided at every rate. With ``--warmup-seconds 15`` (a driver still compiling, JIT 0.05
+core): p99 489 ms at 1,000 tx/s. Machine noise moves p99 by ±50 ms
 or more: one stalled micro-batch in 30 s is already 1% of the transactions.
 """
 
