@@ -29,6 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowgate.common.files import replace_atomically
+
 
 @dataclass(frozen=True)
 class KafkaRange:
@@ -78,10 +80,7 @@ class InFlightMarker:
         self.path = Path(path)
 
     def write(self, batch: InFlightBatch) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(batch.to_json())
-        tmp.replace(self.path)  # atomic: a reader sees the old marker or the new one, whole
+        replace_atomically(self.path, batch.to_json())
 
     def read(self) -> InFlightBatch | None:
         try:

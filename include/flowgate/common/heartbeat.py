@@ -9,11 +9,11 @@ Written atomically (temp file + rename) so a reader never sees half a heartbeat.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from flowgate.common.files import replace_atomically
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,8 @@ class Heartbeat:
 
 
 def write_heartbeat(path: Path, heartbeat: Heartbeat) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = asdict(heartbeat) | {"written_at": heartbeat.written_at.isoformat()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, default=str)
-    os.replace(tmp, path)
+    replace_atomically(path, json.dumps(record, default=str))
 
 
 def read_heartbeat(path: Path) -> Heartbeat | None:
