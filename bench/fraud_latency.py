@@ -195,23 +195,26 @@ def stream_latency(bootstrap: str, store_dsn: str, public_key, models_dir: Path,
 
 def driver_jvm_pid(heartbeat_file: Path) -> int:
     """The driver's JVM: the parent of the Python driver named in the heartbeat."""
+    import psutil
+
     from flowgate.common.heartbeat import read_heartbeat
 
-    python_pid = read_heartbeat(heartbeat_file).driver_pid
-    return int(Path(f"/proc/{python_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return psutil.Process(read_heartbeat(heartbeat_file).driver_pid).ppid()
 
 
 def jit_cpu_seconds(pid: int) -> float:
-    """CPU seconds the JVM's JIT compiler threads have used so far (Linux /proc)."""
-    ticks = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    """CPU seconds the JVM's JIT compiler threads have used so far. psutil has each
+    thread's times, not its name: that is in /proc (Linux)."""
+    import psutil
+
+    seconds = 0.0
+    for thread in psutil.Process(pid).threads():
         try:
-            if "CompilerThre" in (task / "comm").read_text():
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            if "CompilerThre" in Path(f"/proc/{pid}/task/{thread.id}/comm").read_text():
+                seconds += thread.user_time + thread.system_time
         except FileNotFoundError:  # a compiler thread that ended meanwhile
             continue
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 def trained_model(directory: Path) -> Path:
