@@ -17,7 +17,12 @@ FAILURE_TEXT = (
 
 
 def alert_on_failure(context) -> None:
-    """``on_failure_callback``: tell on-call, through Airflow's Slack webhook notifier.
+    """``on_failure_callback``: tell on-call, through Airflow's Slack webhook notifier."""
+    send_alert(context, FAILURE_TEXT)
+
+
+def send_alert(context, text: str) -> None:
+    """Post ``text`` (a Jinja template over the task context) to on-call.
 
     A new notifier per call, because a notifier caches its hook and so its connection:
     one shared instance would keep posting to wherever the first alert went. (The import
@@ -25,4 +30,4 @@ def alert_on_failure(context) -> None:
     """
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID, text=FAILURE_TEXT)(context)
+    SlackWebhookNotifier(slack_webhook_conn_id=ALERT_CONN_ID, text=text)(context)
