@@ -67,12 +67,14 @@ def validate_staged_postings(run: FinanceRun) -> dict:
     from flowgate.common import gx_gate
 
     with staged_rows.loading_in_child(run.mart_dsn, run.stage_schema) as staged_postings:
-        suite = expectations.staged_postings_expectations(run.business_date)  # imports GX
+        suite = expectations.staged_postings_suite()  # imports GX
         frame = staged_postings().to_pandas()
-    result = gx_gate.run_gate("finance_staged_postings", frame, suite,
-                              run.evidence.parent, run.run_id)  # docs land in the run's evidence folder
+    result = gx_gate.run_gate(suite.name, frame, suite, run.evidence.parent, run.run_id,  # docs: the run's evidence
+                              suite_parameters=expectations.staged_postings_parameters(run.business_date))
+    # The suite file and its SHA-256 go into the audit row: which version of the control ran.
     verdict = {"gate": "expectations", "success": result.success, "summary": result.summary(),
-               "data_docs": str(result.docs_index), "evaluated": result.evaluated, "failed": result.failed}
+               "data_docs": str(result.docs_index), "evaluated": result.evaluated, "failed": result.failed,
+               "suite_file": result.suite_file, "suite_sha256": result.suite_sha256}
     result.raise_if_failed()
     return verdict
 
