@@ -68,6 +68,8 @@ RUN pip install --no-cache-dir --no-deps -e /opt/airflow
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root spark_jobs /opt/airflow/spark_jobs
+# The reviewed GX suites: flowgate.common.gx_gate finds expectations/ next to include/.
+COPY --chown=airflow:root expectations /opt/airflow/expectations
 
 # Recorded in every audit row (flowgate.common.version). CI/prod builds pass the commit:
 #   docker build --build-arg FLOWGATE_CODE_VERSION=$(git rev-parse --short=12 HEAD) .

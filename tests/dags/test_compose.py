@@ -37,6 +37,7 @@ PROJECT_MOUNTS = {
     "plugins": "/opt/airflow/plugins",
     "include": "/opt/airflow/include",
     "spark_jobs": "/opt/airflow/spark_jobs",
+    "expectations": "/opt/airflow/expectations",
 }
 
 
@@ -336,8 +337,17 @@ def test_airflow_mounts_the_project_folders_where_airflow_looks(svc):
         env = _environment(svc[name])
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == PROJECT_MOUNTS["dags"]
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == PROJECT_MOUNTS["plugins"]
-    # flowgate.common.spark finds spark_jobs/ next to include/, as in the checkout.
+    # flowgate.common.spark finds spark_jobs/ next to include/, as in the checkout, and
+    # flowgate.common.gx_gate expectations/.
     assert Path(PROJECT_MOUNTS["spark_jobs"]).parent == Path(PROJECT_MOUNTS["include"]).parent
+    assert Path(PROJECT_MOUNTS["expectations"]).parent == Path(PROJECT_MOUNTS["include"]).parent
+
+
+def test_the_image_carries_each_project_folder_where_compose_mounts_it():
+    """Without the bind mounts (a deployed image) the code still finds its folders."""
+    copies = re.findall(r"^COPY (?:--chown=\S+ )?(\S+) (\S+)$", DOCKERFILE.read_text(), re.M)
+    for folder, target in PROJECT_MOUNTS.items():
+        assert (folder, target) in copies, f"the Dockerfile does not COPY {folder} to {target}"
 
 
 # --- (h) image versions follow the pins -------------------------------------------------
