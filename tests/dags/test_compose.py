@@ -8,6 +8,7 @@ platform's rules (loopback-only ports, a login in front of Airflow, no secret in
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import tomllib
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from flowgate.devstack import kafka, postgres, services, tokenizer
+from flowgate.devstack import kafka, partner_keys, postgres, services, tokenizer
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import CONNECTION_IDS, connections, fraud_settings
 
@@ -208,12 +209,33 @@ def _hosts(conn: dict) -> list[str]:
 def test_connections_point_at_compose_services(svc):
     env = _environment(svc["airflow-scheduler"])
     for conn_id in CONNECTION_IDS:
+        if conn_id in partner_keys.connection_ids():
+            continue  # key material: it points at no host
         hosts = _hosts(_parse_connection(env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
         assert hosts, f"{conn_id} points nowhere"
         for host in hosts:
             assert host in svc, f"{conn_id} points at {host!r}, which is no compose service"
     lineage = json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])
     assert lineage["type"] == "http" and urlsplit(lineage["url"]).hostname == "marquez"
+
+
+def test_partner_keys_connections_carry_every_local_key_and_take_each_from_the_env_file(svc, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWGATE_HOME", str(tmp_path))  # connections() generates keys there
+    local = connections(StackConfig.from_env())
+    raw = _environment(yaml.safe_load(COMPOSE_FILE.read_text())["x-airflow-common"])  # before interpolation
+    env = _environment(svc["airflow-scheduler"])
+    assert partner_keys.connection_ids(), "no partner contract: nothing checked"
+    for conn_id in partner_keys.connection_ids():
+        docker = _parse_connection(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert docker["conn_type"] == local[conn_id]["conn_type"] == "generic"
+        assert set(docker["extra"]) == set(local[conn_id]["extra"]), f"{conn_id}: not the keys the code reads"
+        for key, value in json.loads(raw[f"AIRFLOW_CONN_{conn_id.upper()}"])["extra"].items():
+            assert value.startswith("${") and value.endswith("}"), f"{conn_id}: {key} is written into the compose file"
+    example = _env_example()
+    assert not any("PRIVATE KEY" in value for value in example.values()), "the example holds a real key"
+    for name, value in example.items():
+        if name.endswith(("_HMAC_KEY", "_AES_KEY")):
+            assert len(base64.b64decode(value, validate=True)) == partner_keys.KEY_BYTES, name
 
 
 def test_sftp_connection_uses_the_generated_partner_key_and_pinned_host_key(svc):

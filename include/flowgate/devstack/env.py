@@ -10,17 +10,18 @@ import json
 import shlex
 from pathlib import Path
 
-from flowgate.devstack import kafka, postgres, services, tokenizer
+from flowgate.devstack import kafka, partner_keys, postgres, services, tokenizer
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.secrets import load_secrets
 
 AIRFLOW_ADMIN_USER = "admin"
 
 # Connection ids the platform uses: code refers to these, never to hosts or passwords.
+# Each partner contract adds its keys connection (``keys_conn_id``, e.g. partner_acme_keys).
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "warehouse", "lake_s3", "kafka_default",
     "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store",
-)
+) + partner_keys.connection_ids()
 
 
 def _postgres_conn(cfg: StackConfig, database: str) -> dict:
@@ -64,6 +65,9 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         "alert_webhook": {"conn_type": "slackwebhook", "password": services.alert_webhook_url(cfg)},
         # The tokenization service (HTTP; no credentials: it answers tokens, never PANs).
         "tokenizer": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.tokenizer, "schema": "http"},
+        # Per partner: HMAC and AES keys, and for PGP partners our private key and the
+        # partner's signing key (devstack/partner_keys.py).
+        **partner_keys.connections(cfg),
     }
 
 
