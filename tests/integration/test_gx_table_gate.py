@@ -87,21 +87,22 @@ def warehouse():
     """A schema of this module's own in the stack's warehouse, reached as the app role."""
     with stack.running(StackConfig.from_env(), {"postgres"}) as cfg:
         conninfo = app_conninfo(cfg)
-        schema = f"gx_table_gate_{os.getpid()}"
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-            for table, bad in (("clean", False), ("bad", True)):
-                names = {"schema": sql.Identifier(schema), "table": sql.Identifier(table)}
-                conn.execute(sql.SQL(TABLE_DDL).format(**names))
-                conn.execute(sql.SQL(GOOD_ROWS).format(**names), {"day": DAY, "rows": ROWS})
-                if bad:
-                    conn.execute(sql.SQL(BAD_ROWS).format(**names), {"planted": PLANTED, "day": DAY})
-        try:
-            yield Warehouse(schema, conninfo, connections(cfg)["warehouse"]["password"])
+        name = f"gx_table_gate_{os.getpid()}"
+        schema = sql.Identifier(name)
+        try:  # dropped however the setup or the tests end
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(schema))
+                conn.execute(sql.SQL("create schema {}").format(schema))
+                for table, bad in (("clean", False), ("bad", True)):
+                    names = {"schema": schema, "table": sql.Identifier(table)}
+                    conn.execute(sql.SQL(TABLE_DDL).format(**names))
+                    conn.execute(sql.SQL(GOOD_ROWS).format(**names), {"day": DAY, "rows": ROWS})
+                    if bad:
+                        conn.execute(sql.SQL(BAD_ROWS).format(**names), {"planted": PLANTED, "day": DAY})
+            yield Warehouse(name, conninfo, connections(cfg)["warehouse"]["password"])
         finally:
             with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(schema))
 
 
 @pytest.fixture(scope="module")
