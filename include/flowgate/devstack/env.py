@@ -19,7 +19,7 @@ AIRFLOW_ADMIN_USER = "admin"
 # Connection ids the platform uses: code refers to these, never to hosts or passwords.
 # Each partner contract adds its keys connection (``keys_conn_id``, e.g. partner_acme_keys).
 CONNECTION_IDS = (
-    "core_banking", "finance_staging", "finance_mart", "warehouse", "lake_s3", "kafka_default",
+    "core_banking", "finance_staging", "finance_mart", "partner_staging", "warehouse", "lake_s3", "kafka_default",
     "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store",
 ) + partner_keys.connection_ids()
 
@@ -41,6 +41,9 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         # same database as the mart, which in production may be Snowflake.
         "finance_staging": _postgres_conn(cfg, "finance_mart"),
         "finance_mart": _postgres_conn(cfg, "finance_mart"),
+        # Where the partner flow keeps its file ledger, stages and checks a week (always
+        # PostgreSQL); locally the warehouse database itself, which in production may be Snowflake.
+        "partner_staging": _postgres_conn(cfg, "warehouse"),
         "warehouse": _postgres_conn(cfg, "warehouse"),
         "fraud_store": _postgres_conn(cfg, "fraud"),
         "lake_s3": {
