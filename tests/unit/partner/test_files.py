@@ -210,6 +210,9 @@ def test_the_corpus_is_complete_and_each_corruption_says_what_it_does():
     assert set(files.CORRUPTIONS) == EXPECTED_CORRUPTIONS
     assert all(f.__doc__ for f in files.CORRUPTIONS.values())
     assert files.LEGAL_CORRUPTIONS <= set(files.CORRUPTIONS)
+    from flowgate.partner import cli  # `flowgate partner deliver --help` lists them without importing numpy
+
+    assert cli.CORRUPTION_NAMES == tuple(files.CORRUPTIONS) and set(cli.LEGAL) == files.LEGAL_CORRUPTIONS
     assert not files.applies("bad_signature", ACME) and files.applies("bad_signature", GLOBEX)
     assert files.applies("trailer_mismatch", ACME) and not files.applies("trailer_mismatch", GLOBEX)
 
