@@ -57,7 +57,7 @@ def partner_keys(cfg: StackConfig, partner: str) -> dict[str, str]:
     os.chmod(cfg.secrets_dir, 0o700)
     os.chmod(folder, 0o700)
     path = folder / f"{partner}.json"
-    with open(folder / ".lock", "a") as lock:
+    with os.fdopen(os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once generate one set
         known = json.loads(path.read_text()) if path.exists() else {}
         wanted = dict(known)

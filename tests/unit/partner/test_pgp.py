@@ -163,3 +163,50 @@ def test_each_call_uses_a_private_gnupghome_removed_with_its_agent(keys, plain, 
         assert mode == 0o700
         assert not Path(home).exists(), f"{home} was left behind"
         assert not _processes_mentioning(home), f"a gpg-agent of {home} is still running"
+
+
+# --- the local stack's partner keys (devstack/partner_keys.py) ---------------------------
+
+def test_stack_partner_keys_are_made_once_private_and_pgp_only_where_the_contract_says(tmp_path, monkeypatch):
+    import base64
+    import stat
+
+    from flowgate.devstack import partner_keys
+    from flowgate.devstack.config import StackConfig
+
+    monkeypatch.setenv("FLOWGATE_HOME", str(tmp_path / "state"))
+    cfg = StackConfig.from_env()
+    acme, globex = partner_keys.keys_connection(cfg, "acme"), partner_keys.keys_connection(cfg, "globex")
+
+    assert partner_keys.keys_connection(cfg, "globex") == globex, "generated once, then read back"
+    assert acme["conn_type"] == globex["conn_type"] == "generic"
+    assert set(acme["extra"]) == {"hmac_key", "aes_key"}
+    assert set(globex["extra"]) == {"hmac_key", "aes_key", "pgp_private_key", "pgp_signer_public_key",
+                                    "pgp_signer_fingerprint"}
+    for extra in (acme["extra"], globex["extra"]):
+        assert len(base64.b64decode(extra["hmac_key"])) == len(base64.b64decode(extra["aes_key"])) == 32
+    assert acme["extra"]["hmac_key"] != globex["extra"]["hmac_key"]
+    folder = partner_keys.keys_dir(cfg)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    signer_private, our_public = partner_keys.partner_signing_material(cfg, "globex")
+    assert signer_private not in str(globex), "the partner's private key never reaches the platform"
+    with pytest.raises(ValueError, match="pgp"):
+        partner_keys.partner_signing_material(cfg, "acme")
+
+
+def test_what_the_simulator_signs_opens_with_the_platforms_keys_connection(tmp_path, monkeypatch, plain):
+    from flowgate.devstack import partner_keys
+    from flowgate.devstack.config import StackConfig
+
+    monkeypatch.setenv("FLOWGATE_HOME", str(tmp_path / "state"))
+    cfg = StackConfig.from_env()
+    signer_private, our_public = partner_keys.partner_signing_material(cfg, "globex")
+    pgp.encrypt_and_sign(plain, tmp_path / "f.pgp", our_public, signer_private)
+    extra = partner_keys.keys_connection(cfg, "globex")["extra"]
+
+    fingerprint = pgp.decrypt_and_verify(tmp_path / "f.pgp", tmp_path / "out", extra["pgp_private_key"],
+                                         extra["pgp_signer_public_key"], extra["pgp_signer_fingerprint"])
+
+    assert fingerprint == extra["pgp_signer_fingerprint"]
+    assert (tmp_path / "out").read_bytes() == plain.read_bytes()
