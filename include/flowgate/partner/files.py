@@ -82,7 +82,10 @@ class _Chunk:
 
     def ints(self, low: int, high: int, column: str, stream: str = "") -> list[int]:
         """One number in [low, high) per row, from this chunk's stream for (column, stream)."""
-        return self._generator(column, stream).integers(low, high, size=self.n).tolist()
+        return self.int_array(low, high, column, stream).tolist()
+
+    def int_array(self, low: int, high: int, column: str, stream: str = "") -> np.ndarray:
+        return self._generator(column, stream).integers(low, high, size=self.n, dtype=np.int64)
 
     def pick(self, pool: tuple, column: str, stream: str = "") -> list:
         """One element of ``pool`` per row."""
@@ -99,6 +102,8 @@ class _Chunk:
         while _gcd(factor, modulus) != 1:
             factor += 1
         offset = params.randrange(modulus)
+        if (self.start + self.n) * modulus < 2**62:  # no int64 overflow: let numpy do it
+            return ((np.arange(self.start, self.start + self.n, dtype=np.int64) * factor + offset) % modulus).tolist()
         return [(i * factor + offset) % modulus for i in self.indexes]
 
 
@@ -153,21 +158,24 @@ def _email(col: Column, ch: _Chunk) -> list[str]:
     firsts = ch.pick(_ASCII_FIRST_NAMES, col.name, "first")
     lasts = ch.pick(_LOWER_SURNAMES, col.name, "last")
     serial = ch.permuted(col.name, 16**6)
-    domain = f"@pii.{ch.contract.partner}.example"
-    return [f"{first}.{last}.{s:06x}{domain}" for first, last, s in zip(firsts, lasts, serial)]
+    address = f"%s.%s.%06x@pii.{ch.contract.partner}.example"  # partner names are [a-z0-9]: no % in it
+    return list(map(address.__mod__, zip(firsts, lasts, serial)))
 
 
 def _phone(col: Column, ch: _Chunk) -> list[str]:
     countries = ch.values.get("country") or ch.pick(tuple(sorted(_COUNTRY_DIAL)), col.name, "country")
     serial = ch.permuted(col.name, 10**7)
     dial = {c: f"+{_COUNTRY_DIAL.get(c, 44)} 555 " for c in set(countries)}
-    return [f"{dial[c]}{s:07d}" for c, s in zip(countries, serial)]
+    return list(map("%s%07d".__mod__, zip(map(dial.__getitem__, countries), serial)))
 
 
 def _merchant_name(col: Column, ch: _Chunk) -> list[str]:
-    words = ch.pick(_MERCHANT_WORDS, col.name, "word")
-    kinds = ch.pick(_MERCHANT_KINDS, col.name, "kind")
-    return [f"{w} {k}"[: col.max_length] for w, k in zip(words, kinds)]
+    return ch.pick(_merchant_names(col.max_length), col.name)
+
+
+@functools.cache
+def _merchant_names(max_length: int) -> tuple[str, ...]:
+    return tuple(f"{w} {k}"[:max_length] for w in _MERCHANT_WORDS for k in _MERCHANT_KINDS)
 
 
 def _mcc(col: Column, ch: _Chunk) -> list[str]:
@@ -181,23 +189,24 @@ def _currency(col: Column, ch: _Chunk) -> list[str]:
     fallback = ch.pick(allowed, col.name)
     if not countries:
         return fallback
-    return [_COUNTRY_CURRENCY[c] if _COUNTRY_CURRENCY.get(c) in allowed else f
-            for c, f in zip(countries, fallback)]
+    own = {c: _COUNTRY_CURRENCY[c] for c in set(countries) if _COUNTRY_CURRENCY.get(c) in allowed}
+    return [own.get(c, f) for c, f in zip(countries, fallback)]
 
 
 def _integer(col: Column, ch: _Chunk) -> list[str]:
     high = 5000 if col.name.endswith("count") else 1_000_000
-    return [str(v) for v in ch.ints(1, high, col.name)]
+    return list(map(str, ch.ints(1, high, col.name)))
 
 
 def _decimal(col: Column, ch: _Chunk) -> list[str]:
     scale = col.scale or 0
     unit = 10**scale
     high = 5_000 if col.name == "premium" else 250_000
-    values = ch.ints(unit, high * unit, col.name)
+    values = ch.int_array(unit, high * unit, col.name)
     if not scale:
-        return [str(v) for v in values]
-    return [f"{v // unit}.{v % unit:0{scale}d}" for v in values]
+        return list(map(str, values.tolist()))
+    whole, fraction = np.divmod(values, unit)
+    return list(map(f"%d.%0{scale}d".__mod__, zip(whole.tolist(), fraction.tolist())))
 
 
 _PREFIXED_DIGITS = re.compile(r"\^([A-Z]*)\[0-9\]\{(\d+)\}\$")
@@ -213,7 +222,7 @@ def _patterned(col: Column, ch: _Chunk, unique: bool) -> list[str]:
         numbers = ch.permuted(col.name, 10**digits)
     else:
         numbers = ch.ints(0, 10**digits, col.name)
-    return [f"{prefix}{v:0{digits}d}" for v in numbers]
+    return list(map(f"{prefix}%0{digits}d".__mod__, numbers))
 
 
 def _text(col: Column, ch: _Chunk) -> list[str]:
@@ -608,6 +617,10 @@ def _quoted(values: list[str], delimiter: str) -> list[str]:
     needs = _needs_quotes(delimiter)
     if not needs("\x00".join(values)):
         return values
+    distinct = set(values)
+    if len(distinct) * 4 < len(values):  # names from a pool: decide once per distinct value
+        quoted = {v: '"' + v.replace('"', '""') + '"' if needs(v) else v for v in distinct}
+        return list(map(quoted.__getitem__, values))
     return ['"' + v.replace('"', '""') + '"' if needs(v) else v for v in values]
 
 
