@@ -16,8 +16,8 @@ backend or KMS in production), never from the repo.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import hmac
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -67,17 +67,34 @@ def load_keys(partner: str, conn_id: str) -> PartnerKeys:
 
 
 def tokenize_values(key: bytes, values: Iterable[str | None]) -> list[str | None]:
-    """HMAC-SHA256 hex per value; a missing value stays missing."""
-    template = hmac.new(key, digestmod=hashlib.sha256)
+    """HMAC-SHA256 hex per value; a missing value stays missing.
+
+    HMAC computed by its definition (RFC 2104): SHA-256 states with the inner and outer
+    padded keys absorbed once, copied per value. The same bytes as ``hmac.new``, at half
+    the cost per value (``hmac``'s Python wrapper was most of it on a million values).
+    """
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(padded.translate(_IPAD))
+    outer = hashlib.sha256(padded.translate(_OPAD))
+    inner_copy, outer_copy = inner.copy, outer.copy
     out = []
+    append = out.append
     for value in values:
         if value is None:
-            out.append(None)
+            append(None)
             continue
-        mac = template.copy()  # copying the keyed state skips re-deriving the pads per value
+        mac = inner_copy()
         mac.update(value.encode())
-        out.append(mac.hexdigest())
+        final = outer_copy()
+        final.update(mac.digest())
+        append(final.hexdigest())
     return out
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _aad(partner: str, column: str) -> bytes:
@@ -85,15 +102,24 @@ def _aad(partner: str, column: str) -> bytes:
 
 
 def encrypt_values(key: bytes, partner: str, column: str, values: Iterable[str | None]) -> list[str | None]:
-    aead, aad, urandom, encode = AESGCM(key), _aad(partner, column), os.urandom, base64.urlsafe_b64encode
+    """``v1.`` + unpadded URL-safe base64 of nonce + AES-256-GCM ciphertext and tag, per value.
+
+    The nonces come from one ``os.urandom`` call per batch (12 fresh random bytes per
+    value all the same, without a system call each).
+    """
+    values = values if isinstance(values, list) else list(values)
+    aead, aad = AESGCM(key), _aad(partner, column)
+    seal, b2a, urlsafe, prefix = aead.encrypt, binascii.b2a_base64, _URLSAFE, CIPHERTEXT_PREFIX
+    nonces = os.urandom(_NONCE * len(values))
     out = []
-    for value in values:
+    append = out.append
+    for i, value in enumerate(values):
         if value is None:
-            out.append(None)
+            append(None)
             continue
-        nonce = urandom(_NONCE)
-        sealed = nonce + aead.encrypt(nonce, value.encode(), aad)
-        out.append(CIPHERTEXT_PREFIX + encode(sealed).rstrip(b"=").decode())
+        nonce = nonces[_NONCE * i:_NONCE * (i + 1)]
+        sealed = b2a(nonce + seal(nonce, value.encode(), aad), newline=False)
+        append(prefix + sealed.translate(urlsafe).rstrip(b"=").decode())
     return out
 
 

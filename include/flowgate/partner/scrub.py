@@ -108,8 +108,11 @@ def _typed(column: Column, values, first_row: int, violations: Violations):
         return pc.cast(values, pa.decimal128(18, column.scale))
     if column.type == "date":
         parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-        # strptime rolls 2026-02-30 over to March: a real date formats back to itself.
-        impossible = pc.fill_null(pc.not_equal(pc.strftime(parsed, format="%Y-%m-%d"), values), True)
+        # strptime rolls 2026-02-30 over to March: a real date keeps its day of the month.
+        # (What formatting it back would show, for values of the type pattern, without
+        # strftime: that was two thirds of the checks' time.)
+        day = pc.cast(pc.utf8_slice_codeunits(values, 8, 10), pa.int64())
+        impossible = pc.fill_null(pc.not_equal(pc.day(parsed), day), True)
         impossible = pc.and_(pc.is_valid(values), impossible)
         rows, count = _failing_rows(impossible, first_row)
         if count:
