@@ -56,6 +56,8 @@ def decrypted(path: Path, contract: Contract, workdir: Path, keys=None) -> Path:
     """The file with its PGP layer removed and the partner's signature verified (a PGP
     contract), else the file itself. The clear copy lives in ``workdir``: the caller's
     private temporary folder, removed when the run is done with it."""
+    if path.stat().st_size == 0:
+        raise FileRejected("empty_file", "the file has no bytes")
     if not contract.format.pgp:
         return path
     from flowgate.partner import pgp
@@ -227,6 +229,8 @@ def record_batches(stream: BinaryIO, contract: Contract, stats: ReadStats) -> It
     if stats.malformed_records:
         raise FileRejected("malformed_row", f"{stats.malformed_records} record(s) have the wrong number of fields",
                            [{"check": "field_count", "count": stats.malformed_records}])
+    if stats.records == 0 and (holdback is None or holdback.trailer is None):
+        raise FileRejected("no_rows", "the file has a header but no records")
     if holdback is not None:
         stats.trailer_rows = trailer_count(holdback.trailer, contract)
         if stats.trailer_rows != stats.records:
