@@ -144,6 +144,7 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
         typer.echo("\nRunning platform_smoke through the Airflow scheduler ...")
         trigger("platform_smoke", wait=True, timeout=900)
         _demo_finance()
+        _demo_partner(cfg)
         _demo_fraud()
         typer.echo(f"\nAirflow UI: http://127.0.0.1:{cfg.ports.airflow} "
                    "(login: FLOWGATE_AIRFLOW_USER / FLOWGATE_AIRFLOW_PASSWORD in .env)")
@@ -188,6 +189,13 @@ def _demo_finance() -> None:
         published = published_day(postgres_dsn("finance_mart"), day)
         for line in published.lines() if published else [f"{day}: not published"]:
             typer.echo(line)
+
+
+def _demo_partner(cfg) -> None:
+    from flowgate.airflow_api import AirflowApi
+    from flowgate.partner import demo as partner_demo
+
+    partner_demo.run(AirflowApi.login(), cfg, typer.echo)
 
 
 def _demo_fraud() -> None:

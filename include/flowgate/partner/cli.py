@@ -126,3 +126,81 @@ def compose_env() -> None:
                     typer.echo(f"{name}='" + value.strip().replace("\n", "\\n") + "'")
                 else:
                     typer.echo(f"{name}={value}")
+
+
+@partner_app.command()
+def suite(
+    write: bool = typer.Option(False, "--write", help="Rewrite the suite files from the contracts (then review the diff)."),
+) -> None:
+    """Check (or --write) that each partner's GX suite in expectations/ is the one its contract gives."""
+    from flowgate.partner.contract import load_contract, partners
+    from flowgate.partner.suite import suite_file, suite_text
+
+    stale = []
+    for partner in partners():
+        contract = load_contract(partner)
+        path, text = suite_file(contract), suite_text(contract)
+        if path.is_file() and path.read_text() == text:
+            typer.echo(f"  {path.name}: in step with {partner}.yaml")
+        elif write:
+            path.write_text(text)
+            typer.echo(f"  {path.name}: written from {partner}.yaml")
+        else:
+            stale.append(path.name)
+            typer.secho(f"  {path.name}: out of step with {partner}.yaml", fg="red")
+    if stale:
+        typer.echo("Run `flowgate partner suite --write` and review the change with the contract's.")
+        raise typer.Exit(1)
+
+
+@partner_app.command()
+def ledger(
+    partner: str = typer.Option(..., "--partner", help="The partner, as named by its contract."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many of the latest entries to show."),
+) -> None:
+    """Show the latest file-ledger entries of a partner: what each run did with which file."""
+    import psycopg
+
+    from flowgate.common.connections import postgres_dsn
+
+    _load_env_file(_stack_config())
+    with psycopg.connect(postgres_dsn("partner_staging")) as conn:
+        rows = conn.execute(
+            "select id, file_name, status, coalesce(reason, ''), left(sha256, 12), rows_received, rows_loaded, "
+            "coalesce(requested_by, ''), run_id from partner.file_ledger where partner = %s order by id desc limit %s",
+            (partner, limit)).fetchall()
+    for row in reversed(rows):
+        typer.echo("  " + "  ".join("-" if v is None else str(v) for v in row))
+    if not rows:
+        typer.echo(f"no ledger entries for {partner}")
+
+
+@partner_app.command()
+def unquarantine(
+    partner: str = typer.Option(..., "--partner", help="The partner, as named by its contract."),
+    ledger_id: int = typer.Option(..., "--ledger-id", help="The quarantined file's ledger entry (`flowgate partner ledger`)."),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write the file as received (it holds PII)."),
+) -> None:
+    """Decrypt a quarantined file for an approved look. The file holds PII: delete it after."""
+    import psycopg
+
+    from flowgate.common.connections import postgres_dsn
+    from flowgate.partner.contract import load_contract
+    from flowgate.partner.crypto import load_keys
+    from flowgate.partner.quarantine import restore_file
+
+    cfg = _stack_config()
+    _load_env_file(cfg)
+    contract = load_contract(partner)
+    with psycopg.connect(postgres_dsn("partner_staging")) as conn:
+        row = conn.execute("select file_name, status, report_uri from partner.file_ledger where id = %s and partner = %s",
+                           (ledger_id, partner)).fetchone()
+    if row is None or row[1] != "quarantined" or not row[2]:
+        typer.secho(f"error: ledger entry {ledger_id} of {partner} is not a quarantined file", fg="red", err=True)
+        raise typer.Exit(1)
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id="lake_s3").get_conn()
+    restore_file(s3, row[2], row[0], load_keys(partner, contract.keys_conn_id), out)
+    out.chmod(0o600)
+    typer.echo(f"restored {row[0]} to {out} (mode 0600; it holds the partner's PII: delete it when done)")
