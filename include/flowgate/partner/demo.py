@@ -46,14 +46,18 @@ def deliver_week(cfg, partner: str, week: IsoWeek, workdir: Path, corruption: st
     return made
 
 
-def latest_ledger_entry(partner: str, file_name: str) -> dict | None:
+def ledger_entry(partner: str, run_id: str) -> dict | None:
+    """What this run's ledger row says (unpausing a DAG may start a scheduled run beside it)."""
     with psycopg.connect(postgres_dsn("partner_staging")) as conn:
         return conn.cursor(row_factory=psycopg.rows.dict_row).execute(
-            "select * from partner.file_ledger where partner = %s and file_name = %s order by id desc limit 1",
-            (partner, file_name)).fetchone()
+            "select * from partner.file_ledger where partner = %s and run_id = %s order by id desc limit 1",
+            (partner, run_id)).fetchone()
 
 
 def run(api, cfg, echo: Echo) -> None:
+    import logging
+
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # one line per SFTP packet otherwise
     week = IsoWeek.of(datetime.now(UTC)).previous()  # the last complete week
     bad_week = week.previous()
     with TemporaryDirectory(prefix="flowgate-demo-partner-") as tmp:
@@ -62,8 +66,7 @@ def run(api, cfg, echo: Echo) -> None:
             made = deliver_week(cfg, partner, week, Path(tmp), seed=week.week)
             echo(f"  {partner}: {made.path.name.split('-', 1)[1]}, {made.size:,} bytes")
         for partner in partners():
-            _trigger(api, partner, week, echo, reprocess=True)
-            entry = latest_ledger_entry(partner, load_contract(partner).file_name(week))
+            entry = ledger_entry(partner, _trigger(api, partner, week, echo, reprocess=True))
             contract = load_contract(partner)
             with psycopg.connect(postgres_dsn("warehouse")) as conn:
                 count = conn.execute(f"select count(*) from {contract.table} where delivery_week = %s",
@@ -75,7 +78,7 @@ def run(api, cfg, echo: Echo) -> None:
         echo(f"\nacme sends {bad_week} with an extra `ssn` column the NDA does not allow ...")
         deliver_week(cfg, "acme", bad_week, Path(tmp), corruption=BAD_FILE, seed=bad_week.week)
         run_id = _trigger(api, "acme", bad_week, echo, reprocess=True)
-        entry = latest_ledger_entry("acme", load_contract("acme").file_name(bad_week))
+        entry = ledger_entry("acme", run_id)
         echo(f"  ledger: {entry['status']}, reason {entry['reason']}; nothing published")
         report_file = evidence_dir("partner.acme", bad_week.monday, run_id) / "quarantine_report.json"
         report = json.loads(report_file.read_text())
