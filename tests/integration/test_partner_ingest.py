@@ -344,6 +344,28 @@ def test_a_backfill_of_two_past_weeks_through_the_api_reuses_the_ledger(airflow_
         assert statuses == ["loaded", "skipped_duplicate"], statuses
 
 
+def test_a_quarantine_in_a_run_triggered_through_the_api_reaches_on_call(airflow_api, deliver, running_stack):
+    """A manual run from the UI/API has no logical date: the alert must render anyway."""
+    from flowgate.devstack.services import alerts_file
+
+    week = IsoWeek(2025, 50)
+    deliver(ACME, week, seed=30, corruption="extra_ssn_column")
+    dag = dag_id(ACME)
+    was_paused = airflow_api.wait_for_dag(dag)["is_paused"]
+    airflow_api.unpause(dag)
+    try:
+        run_id = airflow_api.trigger(dag, conf={"week": str(week)})
+        run = airflow_api.wait_for_run(dag, run_id, timeout=300)
+    finally:
+        if was_paused:
+            airflow_api.pause(dag)
+
+    assert run["state"] == "failed"
+    alerts = [json.loads(line)["payload"]["text"] for line in alerts_file(running_stack).read_text().splitlines()]
+    (alert,) = [a for a in alerts if run_id in a]
+    assert "quarantined" in alert and ACME.file_name(week) in alert and "unexpected_column" in alert
+
+
 # --------------------------------------------------------------------------- no PII anywhere
 
 

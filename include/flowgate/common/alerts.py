@@ -11,9 +11,13 @@ ALERT_CONN_ID = "alert_webhook"
 
 FAILURE_TEXT = (
     ":red_circle: FlowGate failure: DAG `{{ dag.dag_id }}`, task `{{ ti.task_id }}` "
-    "(try {{ ti.try_number }}), run `{{ run_id }}`, date {{ ds }}. "
+    "(try {{ ti.try_number }}), run `{{ run_id }}`, date {{ ds | default('none: a manual run') }}. "
     "Reason: {{ exception | string | truncate(500) }}. Log: {{ ti.log_url }}"
 )
+
+
+# `ds` is undefined in a run without a logical date (Airflow 3's manual runs): the
+# template must render anyway, or the notifier drops the alert with only a log line.
 
 
 def alert_on_failure(context) -> None:
