@@ -315,6 +315,29 @@ def test_no_file_by_the_deadline_is_a_file_late_alert_naming_partner_and_week(da
     assert "file late" in alert and "acme" in alert and "2026-W52" in alert and ACME.file_name(week) in alert
 
 
+def test_sftp_down_is_retried_with_backoff_then_one_clear_alert(dags, running_stack, webhook_receiver):
+    from flowgate.devstack import process, services
+
+    _, alerts_file = webhook_receiver
+    dag = dags["acme"]
+    sensor = dag.get_task("wait_for_file")
+    saved = sensor.retry_delay, sensor.max_retry_delay
+    sensor.retry_delay, sensor.max_retry_delay = timedelta(seconds=1), timedelta(seconds=2)
+    sftp = services.sftp_service(running_stack)
+    process.stop(sftp)
+    try:
+        run, states = run_week(dag, IsoWeek(2025, 51))
+    finally:
+        sensor.retry_delay, sensor.max_retry_delay = saved
+        process.start(sftp)
+
+    waited = next(ti for ti in run.get_task_instances() if ti.task_id == "wait_for_file")
+    assert states["wait_for_file"] == "failed" and states["receive"] == "upstream_failed"
+    assert waited.try_number == 3, "two retries with backoff before giving up"
+    (alert,) = [json.loads(line)["payload"]["text"] for line in alerts_file.read_text().splitlines()]
+    assert "wait_for_file" in alert and "try 3" in alert and "file late" not in alert
+
+
 # --------------------------------------------------------------------------- backfill
 
 
