@@ -150,3 +150,13 @@ def test_a_quarantined_file_round_trips_through_its_sealed_form_and_detects_trun
     assert b"".join(crypto.decrypt_file(KEYS.aes_key, io.BytesIO(sealed), "label")) == data
     with pytest.raises(Exception):
         b"".join(crypto.decrypt_file(KEYS.aes_key, io.BytesIO(sealed[:-30]), "label"))
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"\x00\xff" * 40, bytes(range(64)), b"x" * 200])
+def test_tokens_are_exactly_the_standard_library_hmac_sha256(key):
+    import hashlib
+    import hmac
+
+    values = ["ops@merchant.example", "", "Zoë Müller", "C123456789" * 30]
+    assert crypto.tokenize_values(key, values) == [hmac.new(key, v.encode(), hashlib.sha256).hexdigest()
+                                                   for v in values]
