@@ -98,6 +98,25 @@ def scheduler_paused(airflow_api):
     return lambda dag_id: paused_in_scheduler(airflow_api, dag_id)
 
 
+@pytest.fixture
+def fake_snowflake(monkeypatch):
+    """``fake_snowflake(conn_id, database, schema)``: a Snowflake Airflow connection answered
+    by fakesnow (the one boundary that cannot run here), for this test; returns a function
+    that opens it through the Snowflake provider."""
+    import fakesnow
+
+    def connection(conn_id: str, database: str, schema: str):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "snowflake", "login": "flowgate", "password": "not-a-real-secret", "schema": schema,
+            "extra": {"account": "flowgate-test", "database": database, "warehouse": f"{database}_WH"}}))
+        from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+
+        return lambda: SnowflakeHook(snowflake_conn_id=conn_id).get_conn()
+
+    with fakesnow.patch(create_database_on_connect=True, create_schema_on_connect=True):
+        yield connection
+
+
 @pytest.fixture(scope="session")
 def fraud_models_dir(running_stack):
     """A freshly trained fraud model, promoted in the stack's model registry — what

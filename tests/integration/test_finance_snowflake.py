@@ -6,11 +6,9 @@ replaced by fakesnow (the one boundary that cannot run here).
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal
 
-import fakesnow
 import psycopg
 import pytest
 
@@ -24,14 +22,8 @@ SNOWFLAKE_CONN_ID = "finance_mart_snowflake"
 
 
 @pytest.fixture
-def snowflake(monkeypatch):
-    monkeypatch.setenv(f"AIRFLOW_CONN_{SNOWFLAKE_CONN_ID.upper()}", json.dumps({
-        "conn_type": "snowflake", "login": "flowgate", "password": "not-a-real-secret", "schema": "REPORTING",
-        "extra": {"account": "flowgate-test", "database": "FINANCE_MART", "warehouse": "REPORTING_WH"}}))
-    with fakesnow.patch(create_database_on_connect=True, create_schema_on_connect=True):
-        from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
-
-        yield lambda: SnowflakeHook(snowflake_conn_id=SNOWFLAKE_CONN_ID).get_conn()
+def snowflake(fake_snowflake):
+    return fake_snowflake(SNOWFLAKE_CONN_ID, "FINANCE_MART", "REPORTING")
 
 
 def _gated_run(day: date, run_id: str, snowflake_conn_id: str | None) -> tuple[pipeline.FinanceRun, dict, list]:

@@ -7,9 +7,7 @@ boundary that cannot run here). Files come from the real SFTP server.
 
 from __future__ import annotations
 
-import json
 
-import fakesnow
 import psycopg
 import pytest
 
@@ -26,14 +24,8 @@ ACME = load_contract("acme")
 
 
 @pytest.fixture
-def snowflake(monkeypatch):
-    monkeypatch.setenv(f"AIRFLOW_CONN_{SNOWFLAKE_CONN_ID.upper()}", json.dumps({
-        "conn_type": "snowflake", "login": "flowgate", "password": "not-a-real-secret", "schema": "PUBLIC",
-        "extra": {"account": "flowgate-test", "database": "WAREHOUSE", "warehouse": "BI_WH"}}))
-    with fakesnow.patch(create_database_on_connect=True, create_schema_on_connect=True):
-        from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
-
-        yield lambda: SnowflakeHook(snowflake_conn_id=SNOWFLAKE_CONN_ID).get_conn()
+def snowflake(fake_snowflake):
+    return fake_snowflake(SNOWFLAKE_CONN_ID, "WAREHOUSE", "PUBLIC")
 
 
 def _week_through_the_gate(running_stack, tmp_path, week: IsoWeek, run_id: str, snowflake_conn_id: str | None):
