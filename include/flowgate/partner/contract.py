@@ -95,7 +95,6 @@ class Contract(_Strict):
     delivery: Delivery
     format: FileFormat
     key: tuple[str, ...]
-    raw_retention_days: int = 0
     columns: tuple[Column, ...]
     # Where the contract came from and its exact bytes' digest (set by load_contract).
     path: Path | None = None
