@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,13 @@ create table if not exists audit.publish_log (
     gate_results jsonb not null,       -- each gate's verdict and where its evidence is
     published_at timestamptz not null default now()
 );
-create index if not exists publish_log_dataset_date on audit.publish_log (dataset, business_date);
+-- Only when missing: CREATE INDEX takes a SHARE lock on the table even when the index
+-- exists, and two publishes holding it then deadlock on their audit INSERTs.
+do $$ begin
+    if to_regclass('audit.publish_log_dataset_date') is null then
+        create index if not exists publish_log_dataset_date on audit.publish_log (dataset, business_date);
+    end if;
+end $$;
 """
 
 
@@ -82,12 +89,31 @@ def _table(name: str) -> sql.Identifier:
 
 
 def partition_checksum(conn: psycopg.Connection, table: PartitionTable, partition_column: str, value) -> str:
-    """md5 over the partition's rows in key order: equal checksums mean equal tables."""
+    """md5 over the partition's rows in key order: equal checksums mean equal tables.
+
+    The rows are read in heap order and sorted, not walked through the key's index: for
+    rows just inserted in another order (the planner has no statistics for them yet) the
+    index scan hopped over the heap row by row, 10 s instead of 4.5 for a million rows.
+    Same rows, same order, same value.
+    """
     order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in table.key)
     query = sql.SQL("select coalesce(md5(string_agg(t::text, E'\\n' order by {order})), md5('')) "
                     "from {table} t where t.{col} = %s").format(
         order=order, table=_table(table.name), col=sql.Identifier(partition_column))
-    return conn.execute(query, (value,)).fetchone()[0]
+    with _local_setting(conn, "enable_indexscan", "off"):
+        return conn.execute(query, (value,)).fetchone()[0]
+
+
+@contextmanager
+def _local_setting(conn: psycopg.Connection, name: str, value: str):
+    """A planner setting for the statements of the block (then as it was), in the transaction."""
+    previous = conn.execute("select current_setting(%s)", (name,)).fetchone()[0]
+    conn.execute("select set_config(%s, %s, true)", (name, value))
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("select set_config(%s, %s, true)", (name, previous))
 
 
 def publish_partition(
