@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +130,9 @@ def publish_partition(
     checksums: dict[str, str] = {}
     with conn.transaction():
         for table in tables:
+            if _list_partitioned_by(conn, table.name, partition_column):
+                rows[table.name], checksums[table.name] = _swap_partition(conn, table, partition_column, value)
+                continue
             conn.execute(sql.SQL("delete from {} where {} = %s").format(
                 _table(table.name), sql.Identifier(partition_column)), (value,))
             cursor = conn.execute(sql.SQL("insert into {} ").format(_table(table.name)) + table.select)
@@ -137,6 +142,61 @@ def publish_partition(
         audit_id = conn.execute(_AUDIT_INSERT + " returning id",
                                 _audit_values(audit, value, sum(rows.values()), checksum)).fetchone()[0]
     return PublishResult(rows, checksum, audit_id)
+
+
+# --- A table LIST-partitioned on the partition column: one partition per value ------------
+#
+# Replacing a value's rows in a table with a primary key over every partition (a year of
+# weeks) means maintaining that big index row by row: 9-12 s of the 1M-row partner week.
+# When the table is partitioned by the value instead, the new rows are written to a table
+# of their own with no index (as fast as a load gets), its key is built in one sort, and
+# the old partition is swapped for it: still one transaction, the audit row with it, and a
+# reader sees the old week or the new one, never both or none.
+
+
+def _list_partitioned_by(conn: psycopg.Connection, name: str, column: str) -> bool:
+    """Whether ``name`` is LIST-partitioned on ``column`` alone, a date (the swap's case)."""
+    found = conn.execute(
+        "select p.partstrat, p.partnatts, a.attname, format_type(a.atttypid, a.atttypmod) "
+        "from pg_partitioned_table p join pg_attribute a on a.attrelid = p.partrelid and a.attnum = p.partattrs[0] "
+        "where p.partrelid = to_regclass(%s)", (_table(name).as_string(conn),)).fetchone()
+    return found is not None and found[0] == "l" and found[1] == 1 and found[2] == column and found[3] == "date"
+
+
+def _swap_partition(conn: psycopg.Connection, table: PartitionTable, partition_column: str, value) -> tuple[int, str]:
+    """Write ``value``'s rows into a new partition, then put it in place of the old one.
+
+    Returns (rows, checksum). The heavy part (load, key, checksum) happens before the old
+    partition is dropped, so the exclusive lock on the table lasts for the swap only.
+    Publishes of the same table and value wait for each other (the last one wins, as with
+    delete + insert).
+    """
+    schema, base = table.name.split(".")
+    parent = _table(table.name)
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"flowgate.publish/{table.name}/{value}",))
+    name = f"{base[:32]}_{re.sub(r'[^0-9a-z]', '', str(value).lower())[:16]}_{secrets.token_hex(4)}"
+    new = sql.Identifier(schema, name)
+    conn.execute(sql.SQL("create table {} (like {} including defaults including constraints including generated)")
+                 .format(new, parent))
+    rows = conn.execute(sql.SQL("insert into {} ").format(new) + table.select).rowcount
+    key = [r[0] for r in conn.execute(
+        "select a.attname from pg_index i cross join unnest(i.indkey) with ordinality k(attnum, n) "
+        "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+        "where i.indrelid = to_regclass(%s) and i.indisprimary order by k.n", (parent.as_string(conn),))]
+    if key:  # the parent's key, built once over the sorted rows; ATTACH adopts it
+        conn.execute(sql.SQL("alter table {} add primary key ({})").format(
+            new, sql.SQL(", ").join(map(sql.Identifier, key))))
+    checksum = partition_checksum(conn, PartitionTable(f"{schema}.{name}", table.key, table.select),
+                                  partition_column, value)
+    old = conn.execute(
+        "select c.oid::regclass::text from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        "where i.inhparent = to_regclass(%s) and pg_get_expr(c.relpartbound, c.oid) = "
+        "'FOR VALUES IN (' || quote_literal(%s::date::text) || ')'", (parent.as_string(conn), value)).fetchall()
+    for (partition,) in old:
+        conn.execute(sql.SQL("drop table {}").format(sql.SQL(partition)))
+    conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+        parent, new, sql.Literal(value)))
+    return rows, checksum
 
 
 # --- Any DB-API warehouse (Snowflake): the rows travel, the same guarantees hold ------------

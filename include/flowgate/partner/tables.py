@@ -3,7 +3,10 @@
 Staging (``partner_stage.<partner>_<run hash>``) holds one run's scrubbed rows, typed,
 for the gate to check in the database (a million rows never come back into Python).
 The mart table (``partner_<partner>.<dataset>``) holds every published week, with the
-provenance of each row: the delivery week, the source file, its row number, the run.
+provenance of each row: the delivery week, the source file, its row number, the run. It
+is partitioned by week, one partition each, so a publish swaps in a week built on its
+own instead of inserting a million rows under a key that spans every week (see
+:mod:`flowgate.common.publish`). A table created before that keeps working, unpartitioned.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def mart_ddl(contract: Contract) -> sql.Composable:
         "create schema if not exists {schema}; "
         "create table if not exists {table} (delivery_week date not null, {columns}, "
         "source_file text not null, source_row bigint not null, run_id text not null, "
-        "primary key ({key}))").format(
+        "primary key ({key})) partition by list (delivery_week)").format(
         schema=sql.Identifier(contract.schema), table=sql.Identifier(contract.schema, contract.dataset),
         columns=_columns_ddl(contract), key=sql.SQL(", ").join(key))
 
