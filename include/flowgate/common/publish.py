@@ -167,13 +167,15 @@ def _swap_partition(conn: psycopg.Connection, table: PartitionTable, partition_c
     """Write ``value``'s rows into a new partition, then put it in place of the old one.
 
     Returns (rows, checksum). The heavy part (load, key, checksum) happens before the old
-    partition is dropped, so the exclusive lock on the table lasts for the swap only.
-    Publishes of the same table and value wait for each other (the last one wins, as with
-    delete + insert).
+    partition is dropped, so the exclusive lock on the table (which readers wait for, as
+    they wait for any DDL) lasts from the swap to the commit. Publishes into the same
+    table wait for each other, first thing (of the same value: the last one wins, as with
+    delete + insert): two of them each holding the table's share lock and asking for its
+    exclusive one would deadlock.
     """
     schema, base = table.name.split(".")
     parent = _table(table.name)
-    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"flowgate.publish/{table.name}/{value}",))
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"flowgate.publish/{table.name}",))
     name = f"{base[:32]}_{re.sub(r'[^0-9a-z]', '', str(value).lower())[:16]}_{secrets.token_hex(4)}"
     new = sql.Identifier(schema, name)
     conn.execute(sql.SQL("create table {} (like {} including defaults including constraints including generated)")
