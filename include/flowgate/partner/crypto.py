@@ -27,7 +27,6 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CIPHERTEXT_PREFIX = "v1."
-TOKEN_PATTERN = r"^[0-9a-f]{64}$"
 CIPHERTEXT_PATTERN = r"^v1\.[A-Za-z0-9_-]+$"
 _NONCE = 12
 _FILE_MAGIC = b"FGQ1"
