@@ -16,19 +16,19 @@ if they were not running). Prints a table, then one line of JSON with every figu
 host's load moves every figure (other test runs on the same 2-core box doubled some
 steps): run it more than once.
 
-Last measured (globex, 1M rows, 37 MB, 2-core box, two runs each). Before, with other
-test runs on the host: scrub 15.8 / 16.3 s, GX 23.2 / 22.0, publish 25.3 / 40.4, end to
-end 71.8 / 87.2 s against a floor of 5.0 / 4.5 s: 14.5×, 19.4× (a quiet host had given
-~43 s, ~8×). After, host quiet: download 1.9 / 1.5, decrypt 0.4 / 0.2, parse 0.9 / 0.6,
-scrub 6.2 / 5.6, stage 1.8 / 1.7, GX 14.8 / 12.5, publish 9.9 / 10.1, end to end
-36.0 / 32.1 s against a floor of 3.2 / 3.3 s (download 1.8 / 2.0 + COPY 1.4 / 1.3):
-11.4×, 9.8×; two more runs later: 37.9 / 37.7 s (scrub 7.3 / 6.2, GX 14.8 / 13.8, publish
-10.7 / 13.1), 11.4×, 11.1×. The 60 s goal holds; 4× does not. What is left: the GX gate, 4 s of it the
-import of Great Expectations and most of the rest PostgreSQL's regex engine on the token
-check ``^[0-9a-f]{64}$`` (≈10 µs a row for the counted repetition; ``^[0-9a-f]+$`` plus a
-length check accepts the same values in a third of the gate's time), the publish's
-checksum (md5 over every row's text in key order: 4.5 s) and the HMAC/AES-GCM of each
-value in Python (3.5 s of the scrub).
+Last measured (globex, 1M rows, 37 MB, 2-core box). With the suite's token check as
+hex + length (two runs): download 1.8 / 2.7 s, decrypt 0.3 / 0.5, parse 0.8 / 1.0, scrub
+5.8 / 8.4, stage 1.6 / 2.4, GX gate 7.3 / 9.0, publish 8.0 / 8.6, end to end 25.6 / 32.7 s
+against a floor of 3.2 / 4.0 s (download 1.8 / 2.1 + COPY 1.4 / 1.9): 7.95×, 8.14×. The
+60 s goal holds; 4× does not. Before this session's tuning: 72–87 s (14–19×, on a busy
+host); the steps that got it here: the publish swaps a week's partition instead of
+deleting and inserting under a key spanning every week (25–40 → ~9 s), the checksum reads
+the heap and sorts instead of an index scan per row (10 → 4.5 s), the scrub's date check and
+HMAC/AES-GCM loops (15.8 → 5.8 s), and the token check ``^[0-9a-f]{64}$`` split into hex +
+length (PostgreSQL's regex engine is ~10x slower on the counted repetition: GX 14 → 7.3 s).
+What is left on the critical path: the import of Great Expectations (~3.5 s of the gate),
+the publish's checksum (md5 over every row's text in key order, ~4.5 s), the HMAC and
+AES-GCM of each value in Python (~3.5 s of the scrub), and the paramiko download itself.
 """
 
 from __future__ import annotations
