@@ -114,7 +114,7 @@ def suite_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def suite(suite_file) -> gx_gate.Suite:
-    return gx_gate.load_suite(suite_file)
+    return gx_gate.load_suite(suite_file, for_table_gate=True)
 
 
 @pytest.fixture(scope="module")
@@ -236,12 +236,14 @@ def _run_in_fresh_process(code: str, warehouse: Warehouse) -> subprocess.Complet
 
 
 def test_in_a_fresh_process_load_suite_then_table_gate_works(warehouse, suite_file, tmp_path):
-    """The order a partner task takes, outside Airflow (nothing imported SQLAlchemy yet)."""
+    """The order a partner task takes, outside Airflow (nothing imported SQLAlchemy yet):
+    a suite loaded for the table gate keeps GX's SQL support, so the gate runs in-process."""
     done = _run_in_fresh_process(
         "import os, sys, datetime\n"
         "assert 'great_expectations' not in sys.modules and 'sqlalchemy' not in sys.modules\n"
         "from flowgate.common import gx_gate\n"
-        f"suite = gx_gate.load_suite({str(suite_file)!r})\n"
+        f"suite = gx_gate.load_suite({str(suite_file)!r}, for_table_gate=True)\n"
+        "assert gx_gate._has_sql()\n"
         "result = gx_gate.run_table_gate(suite, os.environ['GATE_CONNINFO'],"
         f" {warehouse.schema!r}, 'clean', {str(tmp_path)!r}, 'fresh',"
         f" suite_parameters={{'rows': {ROWS}, 'day': datetime.date(2026, 6, 30)}})\n"

@@ -231,13 +231,15 @@ _SUITE_KEYS = frozenset({"name", "expectations", "meta", "id", "notes"})
 _EXPECTATION_KEYS = frozenset({"type", "kwargs", "meta", "notes", "description", "severity", "id"})
 
 
-def load_suite(path_or_name: str | Path) -> Suite:
+def load_suite(path_or_name: str | Path, *, for_table_gate: bool = False) -> Suite:
     """Read a suite file (GX's JSON suite format) into GX expectations, and fingerprint it.
 
     The SHA-256 is of the exact bytes that were parsed (read once), so the digest a result
     records is the version that ran. ``id`` fields are ignored: GX gives ids to the
-    expectations of the suite each run builds. Imports GX (seconds), with its SQL support
-    (see :func:`_gx`): a suite file may be run by either gate.
+    expectations of the suite each run builds. Imports GX (seconds) if it is not yet:
+    ``for_table_gate=True`` imports it with its SQL support (see :func:`_gx`), which
+    :func:`run_table_gate` needs and a frame gate does not (it costs ~1.5 s more in a
+    process without SQLAlchemy, such as a bench's).
     """
     path = suite_path(path_or_name)
     try:
@@ -260,6 +262,7 @@ def load_suite(path_or_name: str | Path) -> Suite:
         raise SuiteFileError(f"{path}: suite {name!r} has no expectations: it would pass anything")
     if not isinstance(meta, dict):
         raise SuiteFileError(f"{path}: the suite's meta must be an object")
+    _gx(sql=for_table_gate)
     expectations = [_expectation(entry, f"{path.name}: expectation #{i}") for i, entry in enumerate(entries, 1)]
     return Suite(name=name, path=path, sha256=hashlib.sha256(raw).hexdigest(),
                  expectations=expectations, meta=meta)
@@ -267,7 +270,7 @@ def load_suite(path_or_name: str | Path) -> Suite:
 
 def _expectation(entry: Any, where: str) -> Expectation:
     """One ``{"type", "kwargs", "meta"?}`` entry as the GX expectation object it names."""
-    _gx(sql=True)
+    _gx()
     from great_expectations.exceptions import ExpectationNotFoundError, GreatExpectationsError
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -450,7 +453,7 @@ def _table_gate_in_child(suite: Suite, conninfo: str, schema: str, table: str, d
         raise GxWithoutSql("the table gate needs SQLAlchemy, which Great Expectations cannot import here")
     logging.getLogger(__name__).warning(
         "GX gate %r: GX was imported in this process without SQLAlchemy; running the table gate "
-        "in a child process (import sqlalchemy, or load the suite, before the first gate to avoid it)",
+        "in a child process (import sqlalchemy, or load_suite(..., for_table_gate=True), before the first gate to avoid it)",
         suite.name)
     request = {"suite_path": str(suite.path), "suite_sha256": suite.sha256, "conninfo": conninfo, "schema": schema,
                "table": table, "docs_dir": str(docs_dir), "run_label": run_label,
@@ -483,7 +486,7 @@ def _serve_table_gate_request() -> int:
     request = pickle.loads(sys.stdin.buffer.read())  # from our own parent process, through a pipe
     reply_to, sys.stdout = sys.stdout, sys.stderr  # whatever else prints, the reply is all stdout holds
     try:
-        suite = gx_gate.load_suite(Path(request.pop("suite_path")))
+        suite = gx_gate.load_suite(Path(request.pop("suite_path")), for_table_gate=True)
         if suite.sha256 != request.pop("suite_sha256"):
             raise SuiteFileError(f"{suite.path} changed after it was loaded: not running another version")
         result = gx_gate.run_table_gate(suite, **request)
@@ -601,7 +604,7 @@ def _gx(sql: bool = False):
     """Import Great Expectations on first use: quiet, and without the integrations it
     would load for nothing.
 
-    ``sql=True`` (suite files, the table gate) imports SQLAlchemy first, so that GX, if
+    ``sql=True`` (the table gate, and suites loaded for it) imports SQLAlchemy first, so that GX, if
     this call is the one that imports it, keeps its SQL datasources: GX binds SQLAlchemy
     (or its absence) into dozens of modules as they load, so a process whose GX was
     imported without it cannot get it back (a table gate then runs in a child process,

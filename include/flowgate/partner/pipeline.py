@@ -223,7 +223,7 @@ def validate_stage(run: PartnerRun, staged: dict) -> dict:
     from flowgate.partner.tables import STAGE_SCHEMA
 
     started = time.perf_counter()
-    suite = gx_gate.load_suite(run.contract.suite)
+    suite = gx_gate.load_suite(run.contract.suite, for_table_gate=True)
     expected = staged["trailer_rows"] if staged.get("trailer_rows") is not None else staged["rows_received"]
     result = gx_gate.run_table_gate(suite, run.staging_dsn, STAGE_SCHEMA, staged["stage_table"],
                                     run.evidence.parent, run.run_id,

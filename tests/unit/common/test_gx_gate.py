@@ -481,11 +481,13 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_a_suite_file_keeps_gx_able_to_run_a_table_gate_in_the_same_process(tmp_path):
-    """load_suite first (no SQLAlchemy imported yet): GX comes up with its SQL datasources."""
+    """A suite loaded for the table gate first (no SQLAlchemy imported yet): GX comes up
+    with its SQL datasources."""
     path = write_suite(tmp_path, "s", [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "c"}}])
     done = _python(
         "import sys; assert 'sqlalchemy' not in sys.modules\n"
-        f"from flowgate.common import gx_gate; gx_gate.load_suite({str(path)!r}); assert gx_gate._has_sql()\n"
+        f"from flowgate.common import gx_gate; gx_gate.load_suite({str(path)!r}, for_table_gate=True)\n"
+        "assert gx_gate._has_sql()\n"
         "assert not [m for m in gx_gate.UNUSED_INTEGRATIONS if m in sys.modules and m != 'sqlalchemy']\n"
     )
     assert done.returncode == 0, done.stderr
@@ -531,3 +533,15 @@ def test_the_child_process_refuses_a_suite_file_changed_since_it_was_loaded(tmp_
 def test_run_table_gate_takes_a_reviewed_suite_only(tmp_path):
     with pytest.raises(TypeError, match="takes a Suite"):
         gx_gate.run_table_gate(EXPECTATIONS, "dbname=w", "s", "t", tmp_path, "x")
+
+
+def test_a_suite_for_a_frame_gate_does_not_import_sqlalchemy_for_gx(tmp_path):
+    """A pandas gate needs no SQL: outside Airflow, loading SQLAlchemy first costs ~1.5 s."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom flowgate.common import gx_gate\n"
+            "gx_gate.load_suite('finance_staged_postings')\n"
+            "print('sqlalchemy' in sys.modules, 'great_expectations' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", "True"]
