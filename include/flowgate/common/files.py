@@ -1,7 +1,9 @@
-"""Small files that other processes read while we rewrite them (heartbeats, markers)."""
+"""Files: small ones other processes read while we rewrite them (heartbeats, markers), and
+the digest that identifies a received file."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -15,3 +17,12 @@ def replace_atomically(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def sha256_of_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MB blocks (a delivered file may be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

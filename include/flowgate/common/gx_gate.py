@@ -128,6 +128,13 @@ class GateResult:
             lines.append(f"  Data Docs: {self.docs_index}")
         return "\n".join(lines)
 
+    def verdict(self) -> dict:
+        """What a flow's gate task returns and its audit row keeps: the verdict, where the
+        Data Docs are, and which suite file (and version) ran."""
+        return {"gate": "expectations", "success": self.success, "summary": self.summary(),
+                "data_docs": str(self.docs_index), "evaluated": self.evaluated, "failed": self.failed,
+                "suite_file": self.suite_file, "suite_sha256": self.suite_sha256}
+
     def to_dict(self) -> dict:
         """JSON-serialisable form, fit for XCom, an alert payload or the evidence folder."""
         return {

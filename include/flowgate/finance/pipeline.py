@@ -72,9 +72,7 @@ def validate_staged_postings(run: FinanceRun) -> dict:
     result = gx_gate.run_gate(suite.name, frame, suite, run.evidence.parent, run.run_id,  # docs: the run's evidence
                               suite_parameters=expectations.staged_postings_parameters(run.business_date))
     # The suite file and its SHA-256 go into the audit row: which version of the control ran.
-    verdict = {"gate": "expectations", "success": result.success, "summary": result.summary(),
-               "data_docs": str(result.docs_index), "evaluated": result.evaluated, "failed": result.failed,
-               "suite_file": result.suite_file, "suite_sha256": result.suite_sha256}
+    verdict = result.verdict()
     result.raise_if_failed()
     return verdict
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flowgate.common.files import sha256_of_file
 from flowgate.partner.contract import Column, Contract, IsoWeek
 
 CHUNK = 16384  # rows generated column-wise at a time (each chunk has its own random streams)
@@ -695,13 +696,5 @@ def write_partner_file(contract: Contract, week: IsoWeek, dst: Path, rows: int =
     finally:
         plain.unlink(missing_ok=True)
         final.unlink(missing_ok=True)
-    return PartnerFile(path=dst, rows=written, size=dst.stat().st_size, sha256=sha256_file(dst),
+    return PartnerFile(path=dst, rows=written, size=dst.stat().st_size, sha256=sha256_of_file(dst),
                        corruption=corruption)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

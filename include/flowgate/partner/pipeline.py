@@ -9,19 +9,19 @@ message names the partner, the file, the reason and the report. Nothing is publi
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import psycopg
 
 from flowgate.common.evidence import evidence_dir
+from flowgate.common.files import sha256_of_file
 from flowgate.common.publish import (
     AUDIT_DDL,
     SNOWFLAKE_AUDIT_DDL,
@@ -108,14 +108,6 @@ def _timed_iter(items: Iterable, timings: dict, step: str) -> Iterator:
         yield item
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(run: PartnerRun, target: Path) -> ledger.ReceivedFile:
     """Fetch the week's file over SFTP (the connection pins the host key)."""
     from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -125,7 +117,7 @@ def download(run: PartnerRun, target: Path) -> ledger.ReceivedFile:
         hook.retrieve_file(run.contract.remote_path(run.week), str(target))
     finally:
         hook.close_conn()
-    return ledger.ReceivedFile(run.contract.partner, run.file_name, str(run.week), sha256_of(target),
+    return ledger.ReceivedFile(run.contract.partner, run.file_name, str(run.week), sha256_of_file(target),
                                target.stat().st_size)
 
 
@@ -228,10 +220,8 @@ def validate_stage(run: PartnerRun, staged: dict) -> dict:
     result = gx_gate.run_table_gate(suite, run.staging_dsn, STAGE_SCHEMA, staged["stage_table"],
                                     run.evidence.parent, run.run_id,
                                     suite_parameters=suite_parameters(expected, run.week), unexpected_sample=0)
-    verdict = {"gate": "expectations", "success": result.success, "summary": result.summary(),
-               "data_docs": str(result.docs_index), "evaluated": result.evaluated, "failed": result.failed,
-               "suite_file": result.to_dict().get("suite_file"), "suite_sha256": result.to_dict().get("suite_sha256"),
-               "contract_sha256": run.contract.sha256, "seconds": round(time.perf_counter() - started, 3)}
+    verdict = {**result.verdict(), "contract_sha256": run.contract.sha256,
+               "seconds": round(time.perf_counter() - started, 3)}
     if not result.success:
         received = ledger.ReceivedFile(run.contract.partner, staged["file_name"], str(run.week), staged["sha256"],
                                        staged["size_bytes"])
@@ -306,8 +296,3 @@ def snowflake_ddl(contract: Contract) -> tuple[str, ...]:
     return (f"create schema if not exists {contract.schema}",
             f"create table if not exists {contract.table} (delivery_week date not null, {columns}, "
             "source_file varchar not null, source_row number not null, run_id varchar not null)")
-
-
-def drop_stage(run: PartnerRun, staged: dict) -> None:
-    with psycopg.connect(run.staging_dsn) as conn:
-        tables.drop_stage(conn, staged["stage_table"])

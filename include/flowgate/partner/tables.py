@@ -21,7 +21,6 @@ from psycopg import sql
 from flowgate.partner.contract import Column, Contract
 
 STAGE_SCHEMA = "partner_stage"
-PROVENANCE = ("delivery_week", "source_file", "source_row", "run_id")
 
 
 def sql_type(column: Column) -> str:

@@ -437,6 +437,15 @@ def test_a_plain_list_records_no_suite_file(passed):
     assert passed.to_dict()["suite_file"] is None and passed.to_dict()["suite_sha256"] is None
 
 
+def test_the_verdict_a_gate_task_returns_names_the_suite_version_that_ran(suites, tmp_path):
+    suite = gx_gate.load_suite("ledger")
+    verdict = run_gate("ledger", ledger(), suite, tmp_path, "verdict",
+                       suite_parameters={"rows": 3, "day": date(2024, 3, 1)}).verdict()
+    assert verdict["gate"] == "expectations" and verdict["success"] is True and verdict["failed"] == []
+    assert (verdict["suite_file"], verdict["suite_sha256"]) == (suite.file, suite.sha256)
+    assert verdict["data_docs"].endswith("index.html") and verdict["evaluated"] == len(suite.expectations)
+
+
 def test_a_suite_with_unexpected_sample_zero_copies_no_offending_value_anywhere(tmp_path):
     """A distinctive value fails three checks; no file of the run's evidence holds it."""
     planted = "ZZ-PLANTED-Q7X9W"  # distinctive, and no card number (DESIGN.md §5)

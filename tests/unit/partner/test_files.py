@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from flowgate.common.files import sha256_of_file
 from flowgate.partner import files, pgp
 from flowgate.partner.contract import Contract, IsoWeek, load_contract
 
@@ -187,7 +188,7 @@ def test_values_that_need_quotes_are_quoted_and_the_fast_path_equals_the_csv_mod
 def test_the_same_arguments_write_the_same_bytes(tmp_path, signing):
     first = files.write_partner_file(ACME, WEEK, tmp_path / "a" / ACME.file_name(WEEK), rows=ROWS)
     second = files.write_partner_file(ACME, WEEK, tmp_path / "b" / ACME.file_name(WEEK), rows=ROWS)
-    assert first.sha256 == second.sha256 == files.sha256_file(first.path)
+    assert first.sha256 == second.sha256 == sha256_of_file(first.path)
     assert first.size == first.path.stat().st_size
 
 
