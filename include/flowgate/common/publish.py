@@ -96,14 +96,22 @@ def partition_checksum(conn: psycopg.Connection, table: PartitionTable, partitio
     The rows are read in heap order and sorted, not walked through the key's index: for
     rows just inserted in another order (the planner has no statistics for them yet) the
     index scan hopped over the heap row by row, 10 s instead of 4.5 for a million rows.
-    Same rows, same order, same value.
+    The sort leaves out the partition column: it is one value in the partition, so the
+    order (and the checksum) is the same, but a sort whose first column never differs
+    cannot use its abbreviated keys and compares every pair in full (1.5-2x slower).
     """
-    order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in table.key)
+    order = sql.SQL(", ").join(
+        sql.SQL("t.{}").format(sql.Identifier(k)) for k in _sort_key(table.key, partition_column))
     query = sql.SQL("select coalesce(md5(string_agg(t::text, E'\\n' order by {order})), md5('')) "
                     "from {table} t where t.{col} = %s").format(
         order=order, table=_table(table.name), col=sql.Identifier(partition_column))
     with _local_setting(conn, "enable_indexscan", "off"):
         return conn.execute(query, (value,)).fetchone()[0]
+
+
+def _sort_key(key: tuple[str, ...], partition_column: str) -> tuple[str, ...]:
+    """The key's columns that vary inside one partition (all of them if only that one)."""
+    return tuple(k for k in key if k != partition_column) or key
 
 
 @contextmanager

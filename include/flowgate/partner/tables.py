@@ -71,7 +71,10 @@ def drop_stage(conn: psycopg.Connection, table: str) -> None:
 
 
 def mart_ddl(contract: Contract) -> sql.Composable:
-    key = [sql.Identifier("delivery_week")] + [sql.Identifier(contract.column(k).output_name) for k in contract.key]
+    # The week comes last in the key: each week's partition builds its own copy of it in
+    # one sort, and a sort led by a column that never varies (the partition's week) cannot
+    # use abbreviated keys (0.8 s instead of 1.1-2.7 s for a million rows).
+    key = [sql.Identifier(contract.column(k).output_name) for k in contract.key] + [sql.Identifier("delivery_week")]
     return sql.SQL(
         "create schema if not exists {schema}; "
         "create table if not exists {table} (delivery_week date not null, {columns}, "
