@@ -14,8 +14,6 @@ from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import stack_env
 from flowgate.devstack.services import alert_webhook_url
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 @pytest.fixture
 def cfg(monkeypatch, tmp_path) -> StackConfig:
@@ -85,9 +83,3 @@ def test_it_starts_right_after_the_alert_sink(cfg):
     names = [c.service.name for c in stack.components(cfg, with_airflow=False)]
     assert names.index("alertmanager") == names.index("alert-sink") + 1
 
-
-def test_the_compose_config_is_the_generated_one_for_the_compose_sink():
-    committed = (REPO / alertmanager.COMPOSE_CONFIG).read_text()
-    assert committed == alertmanager.render_config(alertmanager.COMPOSE_WEBHOOK_URL), (
-        "docker/alertmanager/alertmanager.yml is stale: run `python -m flowgate.devstack.alertmanager --compose`"
-    )
