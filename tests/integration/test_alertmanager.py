@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertmanagerUnavailable
+from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertmanagerUnavailable, AlertsRejected
 from flowgate.devstack import alertmanager, process, stack
 from flowgate.devstack.env import connections
 from flowgate.devstack.services import alerts_file
@@ -106,3 +107,11 @@ def test_alerts_fired_while_alertmanager_is_down_are_delivered_once_it_is_back(a
     (message,) = _wait_for(am_stack, name, 1, FIRST_MESSAGE_S)
     assert message["title"] == f"[FIRING:1] {name} on ledger (local)"
     client.resolve([silent])  # leave nothing firing behind
+
+
+def test_an_alert_alertmanager_refuses_is_named_and_not_retried(am_stack, client):
+    now = datetime.now(UTC)
+    backwards = _alert(f"Backwards{uuid.uuid4().hex[:8]}", starts_at=now, ends_at=now - timedelta(hours=1))
+    with pytest.raises(AlertsRejected) as caught:
+        client.post([backwards])
+    assert caught.value.alerts == (backwards,) and caught.value.reason.startswith("400")

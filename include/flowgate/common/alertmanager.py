@@ -151,7 +151,8 @@ class AlertmanagerClient:
             return
         body = [alert.to_api() for alert in alerts]
         try:
-            response = self._retrying(self._attempt, body)
+            # A copy per call: a Retrying keeps the state of its current call on itself.
+            response = self._retrying.copy()(self._attempt, body)
         except _Transient as err:
             raise AlertmanagerUnavailable(alerts, f"{err} at {self.base_url}") from err
         if response.status_code >= 400:

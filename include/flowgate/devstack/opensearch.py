@@ -87,6 +87,9 @@ def argv(cfg: StackConfig) -> list[str]:
     return [
         shutil.which("java") or "java", f"-Xms{HEAP}", f"-Xmx{HEAP}", "-XX:+UseG1GC",
         "-Dlog4j2.disable.jmx=true",
+        # As OpenSearch's own launcher does: log4j's shutdown hook would close the log before
+        # the node has logged (and finished) its clean shutdown on SIGTERM.
+        "-Dlog4j2.shutdownHookEnabled=false",
         "-cp", f"{cfg.jars_dir / 'opensearch'}/*",
         str(cfg.root / LAUNCHER), str(node_home(cfg)),
         *(f"{key}={value}" for key, value in node_settings(cfg).items()),
