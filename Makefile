@@ -23,14 +23,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
-# Kafka broker and Spark connector jars, resolved from Maven Central by the poms.
+# Kafka broker, Spark connector and OpenSearch jars, resolved from Maven Central by the poms.
 $(JARS)/%/.resolved: include/flowgate/devstack/jars/%.pom.xml
 	@command -v mvn >/dev/null || { echo "error: mvn not found (install maven, or run .ci/run)"; exit 1; }
 	rm -rf $(JARS)/$*
 	mvn --batch-mode --quiet -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/$*
 	touch $@
 
-setup: $(VENV)/.installed $(JARS)/kafka-broker/.resolved $(JARS)/spark-kafka/.resolved  ## install Python deps and jars (idempotent)
+setup: $(VENV)/.installed $(JARS)/kafka-broker/.resolved $(JARS)/spark-kafka/.resolved $(JARS)/opensearch/.resolved  ## install Python deps and jars (idempotent)
 
 up: setup  ## start the local stack and write .env
 	$(BIN)/flowgate up

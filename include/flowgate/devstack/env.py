@@ -20,7 +20,7 @@ AIRFLOW_ADMIN_USER = "admin"
 # Each partner contract adds its keys connection (``keys_conn_id``, e.g. partner_acme_keys).
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "partner_staging", "warehouse", "lake_s3", "kafka_default",
-    "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store",
+    "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store", "alertmanager", "opensearch",
 ) + partner_keys.connection_ids()
 
 
@@ -68,6 +68,10 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         "alert_webhook": {"conn_type": "slackwebhook", "password": services.alert_webhook_url(cfg)},
         # The tokenization service (HTTP; no credentials: it answers tokens, never PANs).
         "tokenizer": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.tokenizer, "schema": "http"},
+        # Where every alert goes (its v2 API); it groups them and posts to alert_webhook's URL.
+        "alertmanager": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.alertmanager, "schema": "http"},
+        # Log search (daily indices of WARN+ lines); no security plugin locally.
+        "opensearch": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.opensearch, "schema": "http"},
         # Per partner: HMAC and AES keys, and for PGP partners our private key and the
         # partner's signing key (devstack/partner_keys.py).
         **partner_keys.connections(cfg),

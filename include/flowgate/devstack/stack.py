@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from flowgate.devstack import kafka, postgres, process, services, tokenizer
+from flowgate.devstack import alertmanager, kafka, opensearch, postgres, process, services, tokenizer
 from flowgate.devstack.airflow import airflow_services
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import write_env_file
@@ -29,8 +29,11 @@ def components(cfg: StackConfig, with_airflow: bool = True) -> list[Component]:
         Component(services.s3_service(cfg), lambda: services.ensure_buckets(cfg)),
         Component(services.sftp_service(cfg)),
         Component(services.alert_sink_service(cfg)),
+        # In front of the alert sink: every alert goes through it (groups, dedup, resolve).
+        Component(alertmanager.alertmanager_service(cfg)),
         # After postgres: its vault is the `tokenizer` database ensure_databases creates.
         Component(tokenizer.tokenizer_service(cfg)),
+        Component(opensearch.opensearch_service(cfg)),
     ]
     if with_airflow:
         parts += [Component(svc) for svc in airflow_services(cfg)]
