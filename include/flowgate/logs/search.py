@@ -1,0 +1,180 @@
+"""What on-call searches: WARN-and-above lines in daily OpenSearch indices.
+
+Only these lines are parsed and indexed (the lake keeps everything, raw): an index a day,
+``app-logs-YYYY.MM.DD`` by event time, each document the line's own JSON plus
+``timestamp_ms`` (a date field) and ``kafka`` (partition-offset). The document id is that
+partition-offset, so a replayed batch or a catch-up re-indexes the same documents instead
+of adding copies. A rehydrated window goes to ``app-logs-rehydrated-<name>``, same mapping.
+
+The template gives one node's indices no replica (a single node would stay yellow), a
+``body`` analyzed on non-word characters (the standard analyzer keeps
+``java.lang.OutOfMemoryError`` as one token, and a search for ``OutOfMemoryError`` would
+find nothing), and keywords for service, severity and exception type.
+
+Plain HTTP through httpx: the bulk, template, search and delete calls are all this needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+
+OPENSEARCH_CONN_ID = "opensearch"
+INDEX_PREFIX = "app-logs"
+REHYDRATED_PREFIX = f"{INDEX_PREFIX}-rehydrated"
+MIN_SEVERITY = 13  # WARN and above (OpenTelemetry severity numbers)
+
+INDEX_TEMPLATE = {
+    "index_patterns": [f"{INDEX_PREFIX}-*"],
+    "template": {
+        "settings": {
+            "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s",
+            "analysis": {"analyzer": {"log_text": {"type": "pattern", "pattern": "\\W+", "lowercase": True}}},
+        },
+        "mappings": {
+            "dynamic": True,
+            "properties": {
+                "timestamp_ms": {"type": "date", "format": "epoch_millis"},
+                "timestamp": {"type": "long"},
+                "observed_timestamp": {"type": "long"},
+                "severity_number": {"type": "integer"},
+                "severity_text": {"type": "keyword"},
+                "body": {"type": "text", "analyzer": "log_text"},
+                "kafka": {"type": "keyword"},
+                "trace_id": {"type": "keyword"},
+                "span_id": {"type": "keyword"},
+                "resource": {"properties": {"service.name": {"type": "keyword"}, "host.name": {"type": "keyword"},
+                                            "deployment.environment": {"type": "keyword"}}},
+                "attributes": {"properties": {"exception.type": {"type": "keyword"},
+                                              "exception.message": {"type": "text", "analyzer": "log_text"},
+                                              "incident.id": {"type": "keyword"},
+                                              "log.record.uid": {"type": "keyword"}}},
+            },
+        },
+    },
+}
+
+
+class SearchUnavailable(RuntimeError):
+    """OpenSearch did not take the documents; the lake still has them (index them later)."""
+
+
+def daily_index(day: date) -> str:
+    return f"{INDEX_PREFIX}-{day:%Y.%m.%d}"
+
+
+@dataclass(frozen=True)
+class Document:
+    index: str
+    id: str
+    source: dict
+
+
+def document(line: bytes, kafka_id: str, index: Callable[[date], str] = daily_index,
+             min_severity: int = MIN_SEVERITY) -> Document | None:
+    """The line as a document if on-call searches it (parsed, WARN+, with a timestamp)."""
+    try:
+        record = json.loads(line)
+        severity, ts_ns = record["severity_number"], record["timestamp"]
+    except (ValueError, TypeError, KeyError):
+        return None  # malformed: the lake keeps it, the job counts it
+    if not isinstance(severity, int) or not isinstance(ts_ns, int) or severity < min_severity:
+        return None
+    record["timestamp_ms"] = ts_ns // 1_000_000
+    record["kafka"] = kafka_id
+    return Document(index(datetime.fromtimestamp(ts_ns / 1e9, UTC).date()), kafka_id, record)
+
+
+@dataclass
+class SearchClient:
+    base_url: str
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_connection(cls, conn_id: str = OPENSEARCH_CONN_ID) -> SearchClient:
+        from flowgate.common.connections import http_base_url
+
+        return cls(http_base_url(conn_id))
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            response = httpx.request(method, f"{self.base_url}{path}", timeout=self.timeout_s, **kwargs)
+        except httpx.HTTPError as exc:
+            raise SearchUnavailable(f"OpenSearch at {self.base_url} unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise SearchUnavailable(f"OpenSearch {method} {path}: HTTP {response.status_code} {response.text[:200]}")
+        return response
+
+    def ensure_template(self) -> None:
+        self._request("PUT", f"/_index_template/{INDEX_PREFIX}", json=INDEX_TEMPLATE).raise_for_status()
+
+    def bulk(self, documents: Iterable[Document], refresh: bool = False) -> int:
+        """Index the documents (create or overwrite by id); returns how many were indexed."""
+        lines = []
+        for doc in documents:
+            lines.append(json.dumps({"index": {"_index": doc.index, "_id": doc.id}}))
+            lines.append(json.dumps(doc.source))
+        if not lines:
+            return 0
+        response = self._request("POST", "/_bulk" + ("?refresh=true" if refresh else ""),
+                                 content="\n".join(lines) + "\n", headers={"Content-Type": "application/x-ndjson"})
+        response.raise_for_status()
+        result = response.json()
+        if result.get("errors"):
+            failed = [item["index"] for item in result["items"] if item["index"].get("error")]
+            transient = [f for f in failed if f.get("status", 0) in (429, 503)]
+            if transient:
+                raise SearchUnavailable(f"OpenSearch refused {len(transient)} document(s) for now: "
+                                        f"{transient[0]['error']}")
+            raise ValueError(f"OpenSearch rejected {len(failed)} document(s), first: {failed[0]['error']}")
+        return len(lines) // 2
+
+    def search(self, index: str, query: dict, size: int = 100) -> list[dict]:
+        response = self._request("POST", f"/{index}/_search", json={"query": query, "size": size,
+                                                                   "sort": [{"timestamp_ms": "asc"}]})
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return [hit["_source"] for hit in response.json()["hits"]["hits"]]
+
+    def count(self, index: str, query: dict | None = None) -> int:
+        response = self._request("POST", f"/{index}/_count", json={"query": query or {"match_all": {}}})
+        if response.status_code == 404:
+            return 0
+        response.raise_for_status()
+        return response.json()["count"]
+
+    def refresh(self, index: str) -> None:
+        self._request("POST", f"/{index}/_refresh").raise_for_status()
+
+    def indices(self, pattern: str = f"{INDEX_PREFIX}-*") -> list[str]:
+        response = self._request("GET", f"/_cat/indices/{pattern}", params={"format": "json", "h": "index"})
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return sorted(row["index"] for row in response.json())
+
+    def delete_index(self, index: str) -> None:
+        response = self._request("DELETE", f"/{index}")
+        if response.status_code != 404:
+            response.raise_for_status()
+
+    def delete_older_than(self, days: int, now: Callable[[], datetime]) -> list[str]:
+        """The daily indices whose day is more than ``days`` before ``now()``, deleted."""
+        cutoff = now().astimezone(UTC).date() - timedelta(days=days)
+        old = [name for name in self.indices(f"{INDEX_PREFIX}-*") if (day := index_day(name)) and day < cutoff]
+        for name in old:
+            self.delete_index(name)
+        return old
+
+
+def index_day(name: str) -> date | None:
+    """The day of a daily index (``app-logs-2026.03.02``), None for other indices."""
+    try:
+        return datetime.strptime(name.removeprefix(f"{INDEX_PREFIX}-"), "%Y.%m.%d").date()
+    except ValueError:
+        return None
