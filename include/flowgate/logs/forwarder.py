@@ -60,6 +60,8 @@ PRODUCER_SETTINGS = {
     # A line that Kafka has not acknowledged in 2 minutes goes back to the disk queue: a
     # long outage parks the backlog on disk (bounded) rather than in the producer.
     "message.timeout.ms": 120_000,
+    # Back within 2 s of Kafka (librdkafka's default backs off to 10 s): a backlog is waiting.
+    "reconnect.backoff.max.ms": 2000,
     "client.id": "flowgate-log-forwarder",
 }
 
