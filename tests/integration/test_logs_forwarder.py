@@ -11,11 +11,15 @@ side.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +92,22 @@ def test_lines_are_delivered_counted_and_all_consumed(kafka_cfg, tmp_path):
     assert stats.buffered_bytes == 0 and not list((tmp_path / "buffer").iterdir())
     received = consume_all(kafka_cfg, topic, len(sent), idle_s=2)
     assert sorted(received) == sorted(sent)  # byte for byte, the 1 MiB body and invalid UTF-8 included
+
+
+def test_the_forwarder_process_ships_what_a_service_pipes_into_it(kafka_cfg, tmp_path):
+    topic = new_topic(kafka_cfg)
+    flowgate = str(Path(sys.executable).with_name("flowgate"))
+    service = subprocess.Popen([flowgate, "logs", "generate", "--stdout", "--rate", "0", "--count", "5000",
+                                "--seed", "8"], stdout=subprocess.PIPE)
+    forwarder = subprocess.run([flowgate, "logs", "forward", "--topic", topic, "--buffer-dir", str(tmp_path / "buf"),
+                                "--bootstrap", kafka.bootstrap_servers(kafka_cfg)],
+                               stdin=service.stdout, capture_output=True, timeout=120)
+    service.stdout.close()
+    assert service.wait(30) == 0 and forwarder.returncode == 0, forwarder.stderr.decode()[-2000:]
+    final = json.loads(forwarder.stderr.decode().strip().splitlines()[-1])
+    assert (final["received"], final["delivered"], final["pending_lines"]) == (5000, 5000, 0)
+    expected = {LogGenerator(LoadMix(), seed=8).uid(seq).encode() for seq in range(5000)}
+    assert set(uids(consume_all(kafka_cfg, topic, 5000, idle_s=2))) == expected
 
 
 @dataclass
