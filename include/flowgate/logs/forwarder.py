@@ -114,6 +114,7 @@ class _Attempt:
         elif error.code() in _PERMANENT:
             self.forwarder._refused += 1
             self.forwarder._last_error = str(error)
+            log.error("Kafka refused a log line of %d bytes for good: %s", len(message.value() or b""), error)
         else:
             self.failed.append(message.value())
             self.forwarder._delivery_failures += 1

@@ -30,7 +30,7 @@ import math
 import random
 import time
 from binascii import hexlify
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -425,9 +425,3 @@ def pace(generator: LogGenerator, sink: Callable[[Sequence[bytes]], object], cou
         sent += n
     return PaceReport(sent, clock() - started, rate_per_s, max_behind)
 
-
-def uids(lines: Iterable[bytes]) -> list[str]:
-    """The ``log.record.uid`` of each well-formed line (for tests comparing what arrived)."""
-    import json
-
-    return [json.loads(line)["attributes"]["log.record.uid"] for line in lines]
