@@ -11,6 +11,7 @@ from flowgate.devstack import stack
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.process import ServiceError
 from flowgate.fraud.cli import fraud_app
+from flowgate.logs.cli import logs_app
 from flowgate.partner.cli import partner_app
 
 app = typer.Typer(help="FlowGate: the data platform's control plane.", no_args_is_help=True)
@@ -116,6 +117,7 @@ seed_app = typer.Typer(help="Load deterministic demo data into the sources.", no
 app.add_typer(seed_app, name="seed")
 app.add_typer(fraud_app, name="fraud")
 app.add_typer(partner_app, name="partner")
+app.add_typer(logs_app, name="logs")
 
 
 @seed_app.command("finance")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.process import Service, ServiceError, tcp_open
+from flowgate.logs import MAX_MESSAGE_BYTES
+from flowgate.logs.ttl import load_ttl
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,15 @@ class Topic:
     partitions: int
     retention_hours: int
     purpose: str
+    # Further topic configs, by Kafka's names (retention.bytes, max.message.bytes, ...).
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def topic_config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_hours * 3600 * 1000), **self.config}
 
 
 DAY = 24
+_LOGS_TTL = load_ttl().kafka  # app.logs' retention lives with every other log TTL (logs/ttl.yaml)
 # The platform's topics. Two partitions where a Spark job reads: one per core here.
 TOPICS = (
     Topic("platform.smoke", 1, DAY, "platform_smoke DAG round trips"),
@@ -31,7 +40,10 @@ TOPICS = (
     Topic("payments.decisions", 2, 30 * DAY, "fraud decisions"),
     Topic("payments.deadletter", 1, 30 * DAY, "malformed payment events, with the reason"),
     Topic("mobile.events", 2, 7 * DAY, "Customer 360 mobile app events"),
-    Topic("app.logs", 2, 3 * DAY, "application logs on their way to the S3 lake"),
+    # Two partitions: the logs job reads one per core here (more would not read faster on
+    # two cores). Retention in time and bytes, for spikes: see logs/ttl.yaml.
+    Topic("app.logs", 2, _LOGS_TTL.retention_hours, "application logs on their way to the S3 lake",
+          config={"retention.bytes": str(_LOGS_TTL.retention_bytes), "max.message.bytes": str(MAX_MESSAGE_BYTES)}),
     Topic("app.logs.deadletter", 1, 7 * DAY, "log lines that could not be parsed"),
 )
 
@@ -160,7 +172,7 @@ def ensure_topics(cfg: StackConfig, topics=TOPICS) -> list[str]:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=1,
-                 config={"retention.ms": str(t.retention_hours * 3600 * 1000)})
+                 config=t.topic_config())
         for t in topics if t.name not in existing
     ]
     if not wanted:
