@@ -50,18 +50,34 @@ def documents():
 
 def test_only_parsed_warn_and_above_lines_become_documents_of_their_day():
     docs = documents()
-    assert [d.id for d in docs] == ["0-0", "0-2", "0-3"]
+    assert [d.source["kafka"] for d in docs] == ["0-0", "0-2", "0-3"]
+    assert docs[0].id == search.document(LINES[0]).id != docs[1].id  # the line's digest, Kafka id or not
     assert {d.index for d in docs} == {INDEX}
     assert docs[0].source["timestamp_ms"] == DAY_NS // 1_000_000
 
 
 def test_lines_are_found_by_service_and_by_a_word_of_a_dotted_exception(client):
-    assert client.bulk(documents(), refresh=True) == 3
+    assert client.bulk(documents(), refresh=True) == search.BulkResult(3, 0)
     by_service = client.search(INDEX, {"term": {"resource.service.name": "ledger"}})
     assert [d["kafka"] for d in by_service] == ["0-2", "0-3"]
     oom = client.search(INDEX, {"match": {"body": "OutOfMemoryError"}})
     assert [d["kafka"] for d in oom] == ["0-2"]
     assert client.search(INDEX, {"term": {"attributes.exception.type": "java.lang.OutOfMemoryError"}})
+
+
+def test_a_one_megabyte_body_is_indexed_cut_and_found(client):
+    huge = line(9, "statements", 17, "x" * 1_048_576 + " OutOfMemoryError")
+    doc = search.document(huge)
+    assert doc.source["body_truncated"] and len(doc.source["body"]) == search.MAX_BODY_CHARS
+    assert client.bulk([doc], refresh=True) == search.BulkResult(1, 0)
+    assert client.count(INDEX, {"term": {"resource.service.name": "statements"}}) == 1
+
+
+def test_a_document_refused_for_itself_is_counted_not_raised(client):
+    client.bulk(documents(), refresh=True)
+    odd = search.Document(INDEX, "odd", {"timestamp_ms": "not a date", "severity_number": 17})
+    result = client.bulk([odd, *documents()], refresh=True)
+    assert (result.indexed, result.rejected) == (3, 1) and "timestamp_ms" in json.dumps(result.first_error)
 
 
 def test_reindexing_the_same_lines_adds_no_copy(client):

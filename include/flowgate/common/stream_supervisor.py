@@ -74,6 +74,15 @@ class StreamHealth:
         return "; ".join(self.problems)
 
 
+def streams_root() -> Path:
+    """Where every stream keeps its state folder (FLOWGATE_STREAMS_DIR, else the stack's)."""
+    import os
+
+    from flowgate.devstack.config import StackConfig
+
+    return Path(os.environ.get("FLOWGATE_STREAMS_DIR", StackConfig.from_env().state_dir / "streams"))
+
+
 def spark_submit_argv(spec: StreamSpec) -> list[str]:
     argv = [spark_submit_binary(), "--master", spec.master, "--name", spec.name,
             "--conf", f"spark.pyspark.python={sys.executable}",

@@ -7,12 +7,11 @@ travel in the driver's environment, never on its command line.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from flowgate.common import connections
 from flowgate.common.spark import kafka_connector_jars, spark_job
-from flowgate.common.stream_supervisor import HealthBudget, StreamSpec
+from flowgate.common.stream_supervisor import HealthBudget, StreamSpec, streams_root
 
 STREAM_NAME = "fraud_detection"
 KAFKA_CONN_ID = "kafka_default"
@@ -24,12 +23,6 @@ STORE_DSN_ENV = "FLOWGATE_FRAUD_STORE_DSN"  # what spark_jobs/fraud_detection.py
 # On-call's budget: a minute and a half without a heartbeat, or more than ~1 minute of
 # traffic at 2,000 tx/s waiting in Kafka, is worth a page.
 BUDGET = HealthBudget(stale_after_s=90, max_consumer_lag=120_000, startup_grace_s=180)
-
-
-def streams_root() -> Path:
-    from flowgate.devstack.config import StackConfig
-
-    return Path(os.environ.get("FLOWGATE_STREAMS_DIR", StackConfig.from_env().state_dir / "streams"))
 
 
 def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | None = None) -> StreamSpec:

@@ -355,9 +355,9 @@ class RuleEngine:
     def search_link(self, service: str, rule) -> str:
         """An OpenSearch query for the alert's lines: the service, WARN and above, the window."""
         query = f'resource.service.name:"{service}" AND severity_number:>={SEVERITY_FLOOR["WARN"]}'
-        since = int((self.now - rule.window_s) * 1000)
+        since, until = int((self.now - rule.window_s) * 1000), int(self.now * 1000) + 1
         return (f"{self.opensearch_url}/{self.index_prefix}-*/_search?sort=timestamp_ms:desc&size=50"
-                f"&q={quote(query + f' AND timestamp_ms:>={since}')}")
+                f"&q={quote(query + f' AND timestamp_ms:[{since} TO {until}]')}")
 
     # ---------------------------------------------------------------- state
 

@@ -2,9 +2,9 @@
 
 Only these lines are parsed and indexed (the lake keeps everything, raw): an index a day,
 ``app-logs-YYYY.MM.DD`` by event time, each document the line's own JSON plus
-``timestamp_ms`` (a date field) and ``kafka`` (partition-offset). The document id is that
-partition-offset, so a replayed batch or a catch-up re-indexes the same documents instead
-of adding copies. A rehydrated window goes to ``app-logs-rehydrated-<name>``, same mapping.
+``timestamp_ms`` (a date field) and, when known, ``kafka`` (partition-offset). The document
+id is a digest of the line's bytes, so a replayed batch, a forwarder's resend or a catch-up
+from the lake re-indexes the same document instead of adding a copy. A rehydrated window goes to ``app-logs-rehydrated-<name>``, same mapping.
 
 The template gives one node's indices no replica (a single node would stay yellow), a
 ``body`` analyzed on non-word characters (the standard analyzer keeps
@@ -16,6 +16,7 @@ Plain HTTP through httpx: the bulk, template, search and delete calls are all th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,13 +28,21 @@ OPENSEARCH_CONN_ID = "opensearch"
 INDEX_PREFIX = "app-logs"
 REHYDRATED_PREFIX = f"{INDEX_PREFIX}-rehydrated"
 MIN_SEVERITY = 13  # WARN and above (OpenTelemetry severity numbers)
+MAX_BODY_CHARS = 16_384  # of a body, indexed; the whole line stays in the lake
 
 INDEX_TEMPLATE = {
     "index_patterns": [f"{INDEX_PREFIX}-*"],
     "template": {
         "settings": {
             "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s",
-            "analysis": {"analyzer": {"log_text": {"type": "pattern", "pattern": "\\W+", "lowercase": True}}},
+            "analysis": {
+                "tokenizer": {"non_word": {"type": "pattern", "pattern": "\\W+"}},
+                # A term of more than 32 KB is refused with its whole document: a 1 MB body
+                # of one "word" must still be indexed (cut), not break the bulk request.
+                "filter": {"term_cap": {"type": "truncate", "length": 256}},
+                "analyzer": {"log_text": {"type": "custom", "tokenizer": "non_word",
+                                          "filter": ["lowercase", "term_cap"]}},
+            },
         },
         "mappings": {
             "dynamic": True,
@@ -74,7 +83,11 @@ class Document:
     source: dict
 
 
-def document(line: bytes, kafka_id: str, index: Callable[[date], str] = daily_index,
+def document_id(line: bytes) -> str:
+    return hashlib.blake2b(line, digest_size=12).hexdigest()
+
+
+def document(line: bytes, kafka_id: str | None = None, index: Callable[[date], str] = daily_index,
              min_severity: int = MIN_SEVERITY) -> Document | None:
     """The line as a document if on-call searches it (parsed, WARN+, with a timestamp)."""
     try:
@@ -85,8 +98,19 @@ def document(line: bytes, kafka_id: str, index: Callable[[date], str] = daily_in
     if not isinstance(severity, int) or not isinstance(ts_ns, int) or severity < min_severity:
         return None
     record["timestamp_ms"] = ts_ns // 1_000_000
-    record["kafka"] = kafka_id
-    return Document(index(datetime.fromtimestamp(ts_ns / 1e9, UTC).date()), kafka_id, record)
+    if isinstance(record.get("body"), str) and len(record["body"]) > MAX_BODY_CHARS:
+        record["body"] = record["body"][:MAX_BODY_CHARS]
+        record["body_truncated"] = True
+    if kafka_id:
+        record["kafka"] = kafka_id
+    return Document(index(datetime.fromtimestamp(ts_ns / 1e9, UTC).date()), document_id(line), record)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    indexed: int
+    rejected: int
+    first_error: dict | None = None
 
 
 @dataclass
@@ -112,26 +136,29 @@ class SearchClient:
     def ensure_template(self) -> None:
         self._request("PUT", f"/_index_template/{INDEX_PREFIX}", json=INDEX_TEMPLATE).raise_for_status()
 
-    def bulk(self, documents: Iterable[Document], refresh: bool = False) -> int:
-        """Index the documents (create or overwrite by id); returns how many were indexed."""
+    def bulk(self, documents: Iterable[Document], refresh: bool = False) -> BulkResult:
+        """Index the documents (create or overwrite by id).
+
+        Raises :class:`SearchUnavailable` when the node cannot take them now (down, or
+        pushing back with 429/503): index them again later. A document refused for itself
+        (a mapping conflict) is counted in the result, not raised: the lake keeps the line,
+        and one odd line must not stop the indexing of the others.
+        """
         lines = []
         for doc in documents:
             lines.append(json.dumps({"index": {"_index": doc.index, "_id": doc.id}}))
             lines.append(json.dumps(doc.source))
         if not lines:
-            return 0
+            return BulkResult(0, 0)
         response = self._request("POST", "/_bulk" + ("?refresh=true" if refresh else ""),
                                  content="\n".join(lines) + "\n", headers={"Content-Type": "application/x-ndjson"})
         response.raise_for_status()
         result = response.json()
-        if result.get("errors"):
-            failed = [item["index"] for item in result["items"] if item["index"].get("error")]
-            transient = [f for f in failed if f.get("status", 0) in (429, 503)]
-            if transient:
-                raise SearchUnavailable(f"OpenSearch refused {len(transient)} document(s) for now: "
-                                        f"{transient[0]['error']}")
-            raise ValueError(f"OpenSearch rejected {len(failed)} document(s), first: {failed[0]['error']}")
-        return len(lines) // 2
+        failed = [item["index"] for item in result["items"] if item["index"].get("error")] if result["errors"] else []
+        transient = [f for f in failed if f.get("status", 0) in (429, 503)]
+        if transient:
+            raise SearchUnavailable(f"OpenSearch refused {len(transient)} document(s) for now: {transient[0]['error']}")
+        return BulkResult(len(lines) // 2 - len(failed), len(failed), failed[0]["error"] if failed else None)
 
     def search(self, index: str, query: dict, size: int = 100) -> list[dict]:
         response = self._request("POST", f"/{index}/_search", json={"query": query, "size": size,

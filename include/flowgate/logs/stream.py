@@ -1,0 +1,279 @@
+"""One micro-batch of ``app.logs``, on the driver: lake, search, rules, alerts, state.
+
+``spark_jobs/app_logs.py`` reads the topic (bounded per trigger), lets Spark parse the few
+fields the rules need, and hands the batch over as an Arrow table (:data:`BATCH_COLUMNS`).
+:class:`BatchProcessor` then, in this order:
+
+1. **lake** — every line, as received, into its batch objects (a replay rewrites them);
+2. **search** — WARN+ lines into the daily index; when OpenSearch is down the batch's
+   lake objects are remembered and indexed from the lake once it answers again;
+3. **rules** — the batch's counts into the event-time engine, then an evaluation;
+4. **alerts** — firing alerts posted to Alertmanager (new ones at once, all of them every
+   ``repost_s``), resolved ones once; what Alertmanager did not take stays pending;
+5. **state** — the engine and what is pending, saved under the batch id.
+
+A lost alert is the one thing the flow may not do, so the lake write is the only step
+that fails the batch (Spark then replays it); search and alert outages are absorbed and
+caught up. After a driver crash the processor starts from the state saved for the last
+batch *before* the one Spark replays, so the replay is evaluated as it was the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertsNotDelivered, AlertsRejected
+from flowgate.logs import lake, search
+from flowgate.logs.redact import redact
+from flowgate.logs.rules import (
+    BatchSummary,
+    FingerprintSeen,
+    PatternHit,
+    RuleEngine,
+    RuleSet,
+    ServiceBucket,
+)
+
+# What Spark hands over per line: Kafka's coordinates, the raw bytes, and the parsed
+# fields (null when the line is not a log record). One ``match_<rule>`` boolean per pattern rule.
+BATCH_COLUMNS = ("partition", "offset", "kafka_ts_ms", "value", "service", "severity_number", "event_ts_ns",
+                 "exception_type")
+SNAPSHOTS_KEPT = 5
+
+
+def match_column(rule_name: str) -> str:
+    return f"match_{rule_name}"
+
+
+@dataclass
+class Totals:
+    """Counts since the driver started, for the heartbeat and the bench."""
+
+    batches: int = 0
+    lines: int = 0
+    malformed: int = 0  # not a log record (not JSON, fields missing): kept raw, counted
+    enveloped: int = 0  # stored in an envelope (invalid UTF-8, raw newline)
+    lake_objects: int = 0
+    indexed: int = 0
+    index_rejected: int = 0  # refused by OpenSearch for themselves (kept in the lake)
+    index_pending_batches: int = 0
+    alerts_started: int = 0
+    alerts_resolved: int = 0
+    alerts_pending: int = 0
+    late_lines: int = 0
+    last_batch_s: float = 0.0
+
+
+@dataclass
+class PendingWork:
+    """What a batch could not finish and a later one will: saved with the state."""
+
+    index_keys: list[str] = field(default_factory=list)  # lake objects still to index
+    alerts: list[dict] = field(default_factory=list)  # Alertmanager postable alerts not yet taken
+
+
+def alert_of(state, ended: bool = False) -> Alert:
+    labels = state.labels
+    return Alert(
+        alertname=labels["alertname"], rule=labels["rule"], service=labels["service"], severity=labels["severity"],
+        env=labels["env"], summary=state.annotations["summary"], sample=state.annotations["sample"],
+        runbook_url=state.annotations["runbook_url"], opensearch_url=state.annotations["opensearch_url"],
+        starts_at=datetime.fromtimestamp(state.starts_at, UTC),
+        ends_at=datetime.now(UTC) if ended else None,
+        extra_labels={k: v for k, v in labels.items() if k not in ("alertname", "rule", "service", "severity", "env")})
+
+
+def _alert_from_api(body: dict) -> Alert:
+    labels, notes = dict(body["labels"]), body.get("annotations", {})
+    core = {k: labels.pop(k) for k in ("alertname", "rule", "service", "severity", "env")}
+    moment = lambda key: datetime.fromisoformat(body[key]) if body.get(key) else None  # noqa: E731
+    return Alert(**core, summary=notes.get("summary", ""), sample=notes.get("sample", ""),
+                 runbook_url=notes.get("runbook_url", ""), opensearch_url=notes.get("opensearch_url", ""),
+                 starts_at=moment("startsAt"), ends_at=moment("endsAt"), extra_labels=labels)
+
+
+class StateStore:
+    """The engine's snapshot and the pending work, one JSON file per batch id."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, batch_id: int) -> Path:
+        return self.folder / f"state-{batch_id:012d}.json"
+
+    def save(self, batch_id: int, state: dict) -> None:
+        tmp = self._path(batch_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self._path(batch_id))  # whole or absent, never half a file
+        for old in sorted(self.folder.glob("state-*.json"))[:-SNAPSHOTS_KEPT]:
+            old.unlink(missing_ok=True)
+
+    def before(self, batch_id: int) -> dict | None:
+        """The newest state saved for a batch before ``batch_id``."""
+        for path in sorted(self.folder.glob("state-*.json"), reverse=True):
+            if int(path.stem.split("-")[1]) < batch_id:
+                return json.loads(path.read_text())
+        return None
+
+
+class BatchProcessor:
+    def __init__(self, rules: RuleSet, s3, search_client: search.SearchClient, alerts: AlertmanagerClient,
+                 state: StateStore, bucket: str = lake.LAKE_BUCKET, clock: Callable[[], float] = time.time,
+                 gzip_level: int = 3):
+        self.rules, self.s3, self.search, self.alerts, self.state = rules, s3, search_client, alerts, state
+        self.bucket, self.clock, self.gzip_level = bucket, clock, gzip_level
+        self.engine: RuleEngine | None = None
+        self.pending = PendingWork()
+        self.last_post = 0.0
+        self.totals = Totals()
+        self.pattern_rules = [r.name for r in rules.of_kind("pattern")]
+        self.template_set = False  # the index template, set once OpenSearch first answers
+
+    # ------------------------------------------------------------------ the batch
+
+    def process(self, batch_id: int, table) -> None:
+        started = time.perf_counter()
+        if self.engine is None or self.engine_batch >= batch_id:
+            self._restore(batch_id)
+        columns = table.to_pydict()
+        objects = self._store_in_lake(batch_id, columns)
+        self._index(columns, [o.key for o in objects])
+        self.engine.observe(self.summarize(table))
+        self._alert(self.engine.evaluate())
+        self.state.save(batch_id, {"engine": self.engine.snapshot(), "pending": asdict(self.pending)})
+        self.engine_batch = batch_id
+        t = self.totals
+        t.batches += 1
+        t.lines += len(columns["offset"])
+        t.malformed += sum(1 for s in columns["service"] if s is None)
+        t.late_lines = self.engine.late_lines
+        t.index_pending_batches = len(self.pending.index_keys)
+        t.alerts_pending = len(self.pending.alerts)
+        t.last_batch_s = round(time.perf_counter() - started, 3)
+
+    def _restore(self, batch_id: int) -> None:
+        saved = self.state.before(batch_id)
+        self.engine = (RuleEngine.restore(self.rules, saved["engine"], opensearch_url=self.search.base_url)
+                       if saved else RuleEngine(self.rules, opensearch_url=self.search.base_url))
+        self.pending = PendingWork(**saved["pending"]) if saved else PendingWork()
+        self.engine_batch = batch_id - 1
+
+    def _store_in_lake(self, batch_id: int, columns: dict) -> list[lake.LakeObject]:
+        if not columns["offset"]:
+            return []
+        objects = lake.batch_objects(batch_id, columns["partition"], columns["offset"], columns["kafka_ts_ms"],
+                                     columns["value"], level=self.gzip_level)
+        lake.put_objects(self.s3, objects, self.bucket)  # an error here fails the batch: Spark replays it
+        self.totals.lake_objects += len(objects)
+        self.totals.enveloped += sum(o.malformed for o in objects)
+        return objects
+
+    def _index(self, columns: dict, keys: list[str]) -> None:
+        """This batch's WARN+ lines, after any batch still pending (from the lake)."""
+        try:
+            if not self.template_set:
+                self.search.ensure_template()
+                self.template_set = True
+            while self.pending.index_keys:
+                self._count(self.search.bulk(self._documents_in(self.pending.index_keys[0])))
+                self.pending.index_keys.pop(0)
+            self._count(self.search.bulk(
+                d for p, o, v, s in zip(columns["partition"], columns["offset"], columns["value"],
+                                        columns["severity_number"], strict=True)
+                if s is not None and s >= search.MIN_SEVERITY and (d := search.document(v, f"{p}-{o}"))))
+        except search.SearchUnavailable as exc:
+            self.pending.index_keys += [k for k in keys if k not in self.pending.index_keys]
+            print(f"app_logs: search unavailable, {len(self.pending.index_keys)} lake object(s) to index later: "
+                  f"{exc}", flush=True)
+
+    def _count(self, result: search.BulkResult) -> None:
+        self.totals.indexed += result.indexed
+        if result.rejected:
+            self.totals.index_rejected += result.rejected
+            print(f"app_logs: OpenSearch rejected {result.rejected} document(s) (kept in the lake): "
+                  f"{result.first_error}", flush=True)
+
+    def _documents_in(self, key: str):
+        for line in lake.read_lines(self.s3, key, self.bucket):
+            if doc := search.document(lake.original_line(line)):
+                yield doc
+
+    # ------------------------------------------------------------------ rules input
+
+    def summarize(self, table) -> BatchSummary:
+        """The batch reduced to what the rules keep: counts, hits, fingerprints, samples."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        parsed = table.filter(pc.and_(pc.is_valid(table["service"]),
+                                      pc.and_(pc.is_valid(table["event_ts_ns"]), pc.is_valid(table["severity_number"]))))
+        if parsed.num_rows == 0:
+            return BatchSummary()
+        size = self.rules.engine.bucket_s
+        seconds = pc.divide(parsed["event_ts_ns"], 1_000_000_000)
+        bucket = pc.multiply(pc.divide(seconds, size), size)
+        severity = parsed["severity_number"]
+        level = lambda lo, hi: pc.cast(pc.and_(pc.greater_equal(severity, lo), pc.less(severity, hi)), pa.int64())  # noqa: E731
+        frame = pa.table({"service": parsed["service"], "bucket": bucket, "warn": level(13, 17),
+                          "error": level(17, 21), "fatal": level(21, 25)})
+        grouped = frame.group_by(["service", "bucket"]).aggregate(
+            [("service", "count"), ("warn", "sum"), ("error", "sum"), ("fatal", "sum")]).to_pylist()
+        buckets = tuple(ServiceBucket(g["service"], int(g["bucket"]), g["service_count"], g["warn_sum"],
+                                      g["error_sum"], g["fatal_sum"]) for g in grouped)
+        rows = parsed.select(["service", "event_ts_ns", "severity_number", "value", "exception_type",
+                              *(match_column(r) for r in self.pattern_rules)]).to_pylist()
+        patterns: dict[tuple[str, str, int], list] = {}
+        fingerprints: dict[tuple[str, str], list] = {}
+        samples: dict[str, str] = {}
+        for row in rows:
+            b = int(row["event_ts_ns"] // 1_000_000_000 // size * size)
+            for rule in self.pattern_rules:
+                if row[match_column(rule)]:
+                    hit = patterns.setdefault((rule, row["service"], b), [0, row["value"]])
+                    hit[0] += 1
+            if row["exception_type"]:
+                seen = fingerprints.setdefault((row["service"], row["exception_type"]), [0.0, row["value"]])
+                seen[0] = max(seen[0], row["event_ts_ns"] / 1e9)
+            if row["severity_number"] >= 17 and row["service"] not in samples:
+                samples[row["service"]] = row["value"]
+        text = lambda value: redact(value.decode("utf-8", "replace"))  # noqa: E731
+        return BatchSummary(
+            buckets=buckets,
+            patterns=tuple(PatternHit(r, s, b, n, text(v)) for (r, s, b), (n, v) in patterns.items()),
+            fingerprints=tuple(FingerprintSeen(s, f, t, text(v)) for (s, f), (t, v) in fingerprints.items()),
+            error_samples=tuple((s, text(v)) for s, v in samples.items()),
+            max_event_ts=pc.max(seconds).as_py())
+
+    # ------------------------------------------------------------------ alerts out
+
+    def _alert(self, transitions) -> None:
+        now = self.clock()
+        due = bool(transitions.started) or now - self.last_post >= self.rules.engine.repost_s
+        outgoing = [_alert_from_api(a) for a in self.pending.alerts]
+        if due:
+            outgoing += [alert_of(a) for a in transitions.firing]
+        outgoing += [alert_of(a, ended=True) for a in transitions.resolved]
+        self.totals.alerts_started += len(transitions.started)
+        self.totals.alerts_resolved += len(transitions.resolved)
+        if not outgoing:
+            return
+        try:
+            self.alerts.post(outgoing)
+            self.pending.alerts = []
+            self.last_post = now if due else self.last_post
+        except AlertsRejected as exc:  # a bug on our side: say so loudly, do not retry forever
+            print(f"app_logs: Alertmanager rejected alerts: {exc}", flush=True)
+            self.pending.alerts = []
+        except AlertsNotDelivered as exc:
+            # Keep the resolved ones and the ones that began; firing ones are re-posted anyway.
+            keep = [a for a in exc.alerts if a.ends_at is not None or a.key in
+                    {alert_of(s).key for s in transitions.started}]
+            self.pending.alerts = [a.to_api() for a in keep]
+            print(f"app_logs: {exc}; {len(keep)} kept to post again", flush=True)

@@ -1,0 +1,155 @@
+"""Application-log stream: app.logs → raw lake + OpenSearch + alert rules → Alertmanager.
+
+Spark reads the topic in bounded micro-batches (``maxOffsetsPerTrigger``: a spike waits in
+Kafka, not in memory) and checkpoints the offsets. Per batch it parses only what the rules
+need (service, severity, event time, exception type, one flag per pattern rule) and hands
+the batch to ``flowgate.logs.stream.BatchProcessor`` on the driver as Arrow: the raw lines
+go to the lake as received, WARN+ lines to OpenSearch, the counts to the event-time rule
+engine, and the alerts to Alertmanager. After a crash Spark replays the uncommitted batch
+with the same id and offsets: it rewrites the same lake objects, re-indexes the same
+documents, and is evaluated from the rule state saved before it.
+
+    spark-submit --jars <kafka connector jars> spark_jobs/app_logs.py \
+        --bootstrap 127.0.0.1:9092 --checkpoint DIR --heartbeat FILE --state DIR \
+        --opensearch-url http://127.0.0.1:9200 --alertmanager-url http://127.0.0.1:9193
+
+The lake's S3 endpoint and credentials come from the environment (FLOWGATE_LAKE_ENDPOINT,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamWriter
+
+from flowgate.common.alertmanager import AlertmanagerClient
+from flowgate.common.spark_listener import HeartbeatListener
+from flowgate.logs import TOPIC, search
+from flowgate.logs.rules import load_rules
+from flowgate.logs.stream import BatchProcessor, StateStore, match_column
+
+STREAM_NAME = "app_logs"
+LAKE_ENDPOINT_ENV = "FLOWGATE_LAKE_ENDPOINT"
+
+# The fields the rules read; the rest of a line stays unparsed (ELT). A map of strings
+# takes any attribute value (Spark's JSON reader keeps a number's text).
+RECORD_SCHEMA = ("timestamp LONG, severity_number INT, body STRING, "
+                 "resource MAP<STRING, STRING>, attributes MAP<STRING, STRING>")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    bootstrap: str
+    checkpoint: str
+    heartbeat: Path
+    state: Path
+    opensearch_url: str
+    alertmanager_url: str
+    topic: str = TOPIC
+    max_offsets_per_trigger: int = 200_000
+    starting_offsets: str = "earliest"
+    trigger_s: float = 1.0
+
+
+def parse_args(argv: list[str]) -> JobConfig:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--heartbeat", required=True, type=Path)
+    p.add_argument("--state", required=True, type=Path)
+    p.add_argument("--opensearch-url", required=True)
+    p.add_argument("--alertmanager-url", required=True)
+    p.add_argument("--topic", default=JobConfig.topic)
+    p.add_argument("--max-offsets-per-trigger", type=int, default=JobConfig.max_offsets_per_trigger)
+    p.add_argument("--starting-offsets", default=JobConfig.starting_offsets)
+    p.add_argument("--trigger-s", type=float, default=JobConfig.trigger_s)
+    return JobConfig(**{k.replace("-", "_"): v for k, v in vars(p.parse_args(argv)).items()})
+
+
+def kafka_lines(spark: SparkSession, cfg: JobConfig) -> DataFrame:
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.bootstrap)
+        .option("subscribe", cfg.topic)
+        .option("startingOffsets", cfg.starting_offsets)
+        .option("maxOffsetsPerTrigger", cfg.max_offsets_per_trigger)
+        # Retention may delete offsets a stopped stream had not read: carry on from the
+        # earliest left (the loss is Kafka's retention, sized in ttl.yaml), don't stop.
+        .option("failOnDataLoss", "false")
+        .option("kafka.fetch.max.wait.ms", 50)
+        .load()
+    )
+
+
+def parsed(lines: DataFrame, pattern_rules) -> DataFrame:
+    """Kafka's coordinates, the raw bytes, and the few parsed fields (null if not a record)."""
+    record = F.from_json(F.col("value").cast("string"), RECORD_SCHEMA)
+    return lines.select(
+        "partition", "offset", F.unix_millis("timestamp").alias("kafka_ts_ms"), "value",
+        record["resource"]["service.name"].alias("service"),
+        record["severity_number"].alias("severity_number"),
+        record["timestamp"].alias("event_ts_ns"),
+        record["attributes"]["exception.type"].alias("exception_type"),
+        *(F.coalesce(record["body"].rlike(rule.regex), F.lit(False)).alias(match_column(rule.name))
+          for rule in pattern_rules),
+    )
+
+
+def build_pipeline(lines: DataFrame, processor: BatchProcessor, cfg: JobConfig, on_batch) -> DataStreamWriter:
+    pattern_rules = processor.rules.of_kind("pattern")
+
+    def process_batch(batch: DataFrame, batch_id: int) -> None:
+        processor.process(batch_id, parsed(batch, pattern_rules).toArrow())
+        on_batch()
+
+    return (
+        lines.writeStream.queryName(STREAM_NAME)
+        .foreachBatch(process_batch)
+        .option("checkpointLocation", cfg.checkpoint)
+        .trigger(processingTime=f"{cfg.trigger_s} seconds")
+    )
+
+
+def lake_client():
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ[LAKE_ENDPOINT_ENV], region_name="us-east-1")
+
+
+def spark_session() -> SparkSession:
+    return (
+        SparkSession.builder.appName("flowgate-app-logs")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse_args(argv)
+    rules = load_rules()
+    processor = BatchProcessor(rules, lake_client(), search.SearchClient(cfg.opensearch_url),
+                               AlertmanagerClient(cfg.alertmanager_url), StateStore(cfg.state))
+    spark = spark_session()
+    spark.sparkContext.setLogLevel("WARN")
+    heartbeat = HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(processor.totals))
+    spark.streams.addListener(heartbeat)
+    gc.freeze()
+    query = build_pipeline(kafka_lines(spark, cfg), processor, cfg, heartbeat.refresh_app).start()
+    print(f"{STREAM_NAME}: query {query.id} started, {len(rules.rules)} rules", flush=True)
+    query.awaitTermination()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
