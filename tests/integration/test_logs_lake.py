@@ -130,3 +130,32 @@ def test_the_lifecycle_rule_is_set_on_the_bucket(s3):
     rules = s3.get_bucket_lifecycle_configuration(Bucket=lake.LAKE_BUCKET)["Rules"]
     assert [(r["ID"], r["Expiration"]["Days"], r["Filter"]["Prefix"]) for r in rules] == [
         ("app-logs-raw-ttl", 30, "raw/app_logs/")]
+
+
+def test_the_retention_task_applies_every_ttl_by_its_clock(s3, running_stack, monkeypatch):
+    from flowgate.devstack.env import connections
+    from flowgate.logs import housekeeping, search
+    from flowgate.logs.ttl import load_ttl
+
+    monkeypatch.setenv("AIRFLOW_CONN_OPENSEARCH", json.dumps(connections(running_stack)["opensearch"]))
+    client = search.SearchClient.from_connection()
+    old_index = search.daily_index(DAY)
+    client.bulk([search.Document(old_index, "x", {"timestamp_ms": 0, "severity_number": 17})], refresh=True)
+    lake.put_objects(s3, a_batch(1, lines(3)))
+    ttl = load_ttl()
+    now = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=max(ttl.lake.days, ttl.opensearch.index_days) + 1)
+    done = housekeeping.apply_retention(now, s3=s3, search_client=client)
+    assert done["lake_objects_deleted"] >= 1 and old_index in done["indices_deleted"]
+    assert not lake.list_keys(s3, lake.hour_prefix(DAY, 10)) and old_index not in client.indices()
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=lake.LAKE_BUCKET)["Rules"]
+    assert rules[0]["Expiration"]["Days"] == ttl.lake.days
+
+
+def test_the_compaction_task_compacts_only_closed_hours(s3):
+    from flowgate.logs import housekeeping
+
+    for batch in range(3):
+        lake.put_objects(s3, a_batch(batch, lines(5, start=batch * 5), first_offset=batch * 5))
+    done = [d for d in housekeeping.compact_closed_hours(datetime(2026, 3, 2, 11, 20, tzinfo=UTC), s3=s3)
+            if d["prefix"] == lake.hour_prefix(DAY, 10)]
+    assert done == [{"prefix": lake.hour_prefix(DAY, 10), "inputs": 3, "outputs": 1, "lines": 15}]
