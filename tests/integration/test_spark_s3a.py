@@ -46,9 +46,24 @@ def spark(lake, tmp_path_factory):
         )
         yield session
         session.stop()
+        _stop_the_jvm()
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _stop_the_jvm() -> None:
+    """End the JVM pyspark started in this process: later tests get their memory back, and
+    a later session starts with its own jars instead of inheriting these."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    gateway.shutdown()
+    gateway.proc.stdin.close()  # the gateway server exits when its stdin closes
+    gateway.proc.wait(timeout=30)
+    SparkContext._gateway = SparkContext._jvm = None
 
 
 @pytest.fixture
