@@ -131,3 +131,28 @@ def test_s3a_lists_and_deletes_what_boto3_wrote(spark, lake, prefix):
     assert lake.list_objects_v2(Bucket=LAKE, Prefix=f"{prefix}/dt=")["KeyCount"] == 0
     # S3A keeps the parent "directory" alive with a marker object, as a filesystem would.
     assert [o["Key"] for o in lake.list_objects_v2(Bucket=LAKE, Prefix=prefix)["Contents"]] == [f"{prefix}/"]
+
+
+def test_s3a_uploads_and_renames_a_large_file_in_parts(spark, lake, prefix):
+    """Compacted hours are large: S3A writes them as multipart uploads and a rename (the
+    commit) copies them server-side. Parts of 5 MiB (S3's minimum) keep the test small."""
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.hadoop.conf.Configuration(spark.sparkContext._jsc.hadoopConfiguration())
+    for key in ("fs.s3a.multipart.size", "fs.s3a.multipart.threshold"):
+        conf.set(key, str(5 * 2**20))
+    conf.set("fs.s3a.impl.disable.cache", "true")  # a filesystem of its own, with these settings
+    staged = jvm.org.apache.hadoop.fs.Path(f"s3a://{LAKE}/{prefix}/_temporary/hour=00.json.gz")
+    final = jvm.org.apache.hadoop.fs.Path(f"s3a://{LAKE}/{prefix}/hour=00.json.gz")
+    fs = staged.getFileSystem(conf)
+    data = os.urandom(12 * 2**20)  # incompressible, like gzip output
+    out = fs.create(staged, True)
+    for start in range(0, len(data), 2**20):
+        out.write(bytearray(data[start:start + 2**20]))
+    out.close()
+    assert lake.head_object(Bucket=LAKE, Key=f"{prefix}/_temporary/hour=00.json.gz")["ETag"].endswith('-3"')
+
+    assert fs.rename(staged, final)
+    fs.close()
+    keys = [o["Key"] for o in lake.list_objects_v2(Bucket=LAKE, Prefix=prefix)["Contents"]]
+    assert f"{prefix}/hour=00.json.gz" in keys and not any("hour=00" in k and "_temporary" in k for k in keys)
+    assert lake.get_object(Bucket=LAKE, Key=f"{prefix}/hour=00.json.gz")["Body"].read() == data
