@@ -19,6 +19,10 @@ FROM maven:3-eclipse-temurin-17 AS spark-jars
 COPY include/flowgate/devstack/jars/spark-kafka.pom.xml /build/spark-kafka.pom.xml
 RUN mvn --batch-mode --quiet -f /build/spark-kafka.pom.xml dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory=/jars/spark-kafka
+# S3A for the lake: hadoop-aws + the AWS SDK v2 modules it loads, not the SDK's 686 MB bundle.
+COPY include/flowgate/devstack/jars/spark-s3.pom.xml /build/spark-s3.pom.xml
+RUN mvn --batch-mode --quiet -f /build/spark-s3.pom.xml dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory=/jars/spark-s3
 
 # --- The Airflow image --------------------------------------------------------------------
 FROM apache/airflow:3.3.2-python3.11
@@ -50,6 +54,8 @@ RUN install -d -o airflow -g root -m 0700 /opt/flowgate/tokenizer/keys \
 # The no-Docker stack sets the same variable to the comma-separated list of the same jars.
 COPY --from=spark-jars /jars/spark-kafka /opt/flowgate/jars/spark-kafka
 ENV FLOWGATE_SPARK_JARS=/opt/flowgate/jars/spark-kafka/*.jar
+COPY --from=spark-jars /jars/spark-s3 /opt/flowgate/jars/spark-s3
+ENV FLOWGATE_SPARK_S3_JARS=/opt/flowgate/jars/spark-s3/*.jar
 
 USER airflow
 # The pinned requirements, as the Airflow image docs prescribe: installed as the airflow

@@ -30,7 +30,7 @@ $(JARS)/%/.resolved: include/flowgate/devstack/jars/%.pom.xml
 	mvn --batch-mode --quiet -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/$*
 	touch $@
 
-setup: $(VENV)/.installed $(JARS)/kafka-broker/.resolved $(JARS)/spark-kafka/.resolved $(JARS)/opensearch/.resolved  ## install Python deps and jars (idempotent)
+setup: $(VENV)/.installed $(JARS)/kafka-broker/.resolved $(JARS)/spark-kafka/.resolved $(JARS)/spark-s3/.resolved $(JARS)/opensearch/.resolved  ## install Python deps and jars (idempotent)
 
 up: setup  ## start the local stack and write .env
 	$(BIN)/flowgate up

@@ -109,6 +109,9 @@ def airflow_settings(cfg: StackConfig) -> dict[str, str]:
         "FLOWGATE_AIRFLOW_PASSWORD": secrets["airflow_admin"],
         "FLOWGATE_HOME": str(cfg.state_dir),
         "FLOWGATE_SPARK_JARS": ",".join(str(p) for p in sorted((cfg.jars_dir / "spark-kafka").glob("*.jar"))),
+        "FLOWGATE_SPARK_S3_JARS": ",".join(str(p) for p in sorted((cfg.jars_dir / "spark-s3").glob("*.jar"))),
+        # Spark's driver (and its block manager) on loopback, like every service of the stack.
+        "SPARK_LOCAL_IP": LOOPBACK,
     }
 
 

@@ -20,7 +20,7 @@ def _python() -> str:
     return sys.executable
 
 
-# --- S3 API (moto in server mode) ----------------------------------------------------
+# --- S3 API (moto in server mode, objects' bytes on disk: devstack/s3_server.py) -------
 
 def s3_endpoint(cfg: StackConfig) -> str:
     return f"http://{LOOPBACK}:{cfg.ports.s3}"
@@ -29,7 +29,8 @@ def s3_endpoint(cfg: StackConfig) -> str:
 def s3_service(cfg: StackConfig) -> Service:
     return Service(
         name="s3",
-        argv=[_python(), "-m", "moto.server", "-H", LOOPBACK, "-p", str(cfg.ports.s3)],
+        argv=[_python(), "-m", "flowgate.devstack.s3_server", "--spool-dir", str(cfg.data_dir("s3")),
+              "-H", LOOPBACK, "-p", str(cfg.ports.s3)],
         health=lambda: http_ok(f"{s3_endpoint(cfg)}/moto-api/"),
         run_dir=cfg.run_dir,
         log_dir=cfg.log_dir,
