@@ -191,12 +191,24 @@ class SearchClient:
             response.raise_for_status()
 
     def delete_older_than(self, days: int, now: Callable[[], datetime]) -> list[str]:
-        """The daily indices whose day is more than ``days`` before ``now()``, deleted."""
+        """Indices past the TTL, deleted: a daily index by its day, a rehydrated one by
+        the day it was created (its window may be older than the TTL on purpose)."""
         cutoff = now().astimezone(UTC).date() - timedelta(days=days)
-        old = [name for name in self.indices(f"{INDEX_PREFIX}-*") if (day := index_day(name)) and day < cutoff]
-        for name in old:
+        response = self._request("GET", f"/_cat/indices/{INDEX_PREFIX}-*",
+                                 params={"format": "json", "h": "index,creation.date"})
+        rows = [] if response.status_code == 404 else response.raise_for_status().json()
+        old = []
+        for row in rows:
+            name = row["index"]
+            if name.startswith(REHYDRATED_PREFIX):
+                day = datetime.fromtimestamp(int(row["creation.date"]) / 1000, UTC).date()
+            else:
+                day = index_day(name)
+            if day and day < cutoff:
+                old.append(name)
+        for name in sorted(old):
             self.delete_index(name)
-        return old
+        return sorted(old)
 
 
 def index_day(name: str) -> date | None:
