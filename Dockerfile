@@ -76,6 +76,8 @@ COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root spark_jobs /opt/airflow/spark_jobs
 # The reviewed GX suites: flowgate.common.gx_gate finds expectations/ next to include/.
 COPY --chown=airflow:root expectations /opt/airflow/expectations
+# The log alert rules: flowgate.logs.rules finds alert_rules/ next to include/.
+COPY --chown=airflow:root alert_rules /opt/airflow/alert_rules
 
 # Recorded in every audit row (flowgate.common.version). CI/prod builds pass the commit:
 #   docker build --build-arg FLOWGATE_CODE_VERSION=$(git rev-parse --short=12 HEAD) .

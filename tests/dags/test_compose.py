@@ -31,7 +31,7 @@ DOCKERFILE = REPO / "Dockerfile"
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_SERVICES = ("airflow-init", *AIRFLOW_COMPONENTS)
 PLATFORM_SERVICES = ("postgres", "kafka", "spark-master", "spark-worker", "minio", "sftp", "marquez", "alert-sink",
-                     "tokenizer", "alertmanager", "opensearch")
+                     "tokenizer", "alertmanager", "opensearch", "fluent-bit")
 # The project folders Airflow reads, mounted from the checkout: host folder -> container path.
 PROJECT_MOUNTS = {
     "dags": "/opt/airflow/dags",
@@ -39,6 +39,7 @@ PROJECT_MOUNTS = {
     "include": "/opt/airflow/include",
     "spark_jobs": "/opt/airflow/spark_jobs",
     "expectations": "/opt/airflow/expectations",
+    "alert_rules": "/opt/airflow/alert_rules",
 }
 
 
@@ -258,9 +259,10 @@ def test_kafka_init_creates_the_stack_topics_with_their_partitions_and_retention
     declared = {}
     for line in _environment(svc["kafka-init"])["FLOWGATE_TOPICS"].splitlines():
         if line.strip():
-            name, partitions, hours = line.split()
-            declared[name] = (int(partitions), int(hours))
-    assert declared == {t.name: (t.partitions, t.retention_hours) for t in kafka.TOPICS}
+            name, partitions, hours, *extra = line.split()
+            configs = dict(c.split("=", 1) for c in extra[0].split(",")) if extra else {}
+            declared[name] = (int(partitions), int(hours), configs)
+    assert declared == {t.name: (t.partitions, t.retention_hours, dict(t.config)) for t in kafka.TOPICS}
     assert _image_tag(svc["kafka-init"], "apache/kafka") == _image_tag(svc["kafka"], "apache/kafka")
 
 
@@ -396,6 +398,7 @@ def test_airflow_mounts_the_project_folders_where_airflow_looks(svc):
     # flowgate.common.gx_gate expectations/.
     assert Path(PROJECT_MOUNTS["spark_jobs"]).parent == Path(PROJECT_MOUNTS["include"]).parent
     assert Path(PROJECT_MOUNTS["expectations"]).parent == Path(PROJECT_MOUNTS["include"]).parent
+    assert Path(PROJECT_MOUNTS["alert_rules"]).parent == Path(PROJECT_MOUNTS["include"]).parent
 
 
 def test_the_image_carries_each_project_folder_where_compose_mounts_it():
