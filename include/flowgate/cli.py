@@ -147,6 +147,7 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
         trigger("platform_smoke", wait=True, timeout=900)
         _demo_finance()
         _demo_partner(cfg)
+        _demo_logs(cfg)
         _demo_fraud()
         typer.echo(f"\nAirflow UI: http://127.0.0.1:{cfg.ports.airflow} "
                    "(login: FLOWGATE_AIRFLOW_USER / FLOWGATE_AIRFLOW_PASSWORD in .env)")
@@ -198,6 +199,13 @@ def _demo_partner(cfg) -> None:
     from flowgate.partner import demo as partner_demo
 
     partner_demo.run(AirflowApi.login(), cfg, typer.echo)
+
+
+def _demo_logs(cfg) -> None:
+    from flowgate.airflow_api import AirflowApi
+    from flowgate.logs import demo as logs_demo
+
+    logs_demo.run(AirflowApi.login(), cfg, typer.echo)
 
 
 def _demo_fraud() -> None:

@@ -22,8 +22,8 @@ from flowgate.logs.generator import MALFORMED_KINDS, ErrorBurst, LoadMix, LogGen
 
 pytestmark = pytest.mark.integration
 
-RATE = 2000  # lines per second of event time
-LINES = 120_000  # a minute of event time, produced in a few seconds
+RATE = 200  # lines per second of event time (normal errors stay under the burst threshold)
+LINES = 12_000  # a minute of event time, produced in a moment
 
 
 def wait_for(what: str, check, timeout_s: float = 180, every_s: float = 1.0):
@@ -66,7 +66,7 @@ def test_lines_reach_the_lake_and_search_and_a_burst_alerts_through_alertmanager
     sink_offset = sink.stat().st_size if sink.exists() else 0
     burst = ErrorBurst(id=f"burst-{run}", service="payments-api", start_s=20, duration_s=15, error_ratio=0.9)
     generator = LogGenerator(LoadMix(rate_per_s=RATE, incidents=(burst,), environment=f"test-{run}"), seed=7,
-                             start_ns=time.time_ns() - 60_000_000_000)
+                             start_ns=time.time_ns() - LINES * 1_000_000_000 // RATE)
     produced = generator.lines(LINES)
     bad = [generator.malformed(kind) for kind in MALFORMED_KINDS]
     forwarder.send_many(produced + bad)

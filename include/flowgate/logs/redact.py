@@ -27,3 +27,22 @@ def redact(line: str, max_chars: int = SAMPLE_MAX_CHARS) -> str:
     for pattern, replacement in _RULES:
         line = pattern.sub(replacement, line)
     return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
+
+
+def sample_line(line: bytes) -> str:
+    """One log line as an alert shows it: severity, service and body, redacted.
+
+    A record's body is what on-call reads (its ns timestamps and ids would only be
+    noise, and a 19-digit timestamp looks like a card number to the mask); a line that
+    is not a record is shown as it came, redacted.
+    """
+    import json
+
+    text = line.decode("utf-8", "replace")
+    try:
+        record = json.loads(text)
+        service = record.get("resource", {}).get("service.name", "?")
+        text = f"{record.get('severity_text', '?')} {service}: {record['body']}"
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return redact(text)

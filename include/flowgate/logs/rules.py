@@ -7,10 +7,15 @@ is those counts and fingerprints, never a log body: it is small, it is saved wit
 batch (:meth:`RuleEngine.snapshot`) and restored after a crash, so a replayed batch is
 evaluated against the state it was first evaluated with.
 
-Event time: "now" is the newest event time seen; the watermark trails it by
-``lateness_s``. A line older than the watermark is late: the lake keeps it, the rules no
-longer count it (it is counted as late). Buckets older than the longest window behind
-the watermark are forgotten.
+Event time, per Kafka partition: each partition's event time is the newest it has
+delivered, and "now" is the *slowest* of them (among partitions heard from in the last
+``idle_partition_s`` of processing time; a partition gone quiet does not hold it back).
+So when one partition's backlog is read ahead of another's (a burst through a sticky
+producer, a replay), the other's older lines are not mistaken for late ones: a global
+"newest line seen" would have dropped them, and with them an alert. "now" never moves
+back. The watermark trails it by ``lateness_s``; a line older than the watermark is late:
+the lake keeps it, the rules no longer count it (it is counted as late). Buckets older
+than the longest window behind the watermark are forgotten.
 
 Rules come from ``alert_rules/app_logs.yaml`` (see that file for each kind).
 """
@@ -20,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -48,6 +53,7 @@ class EngineSettings(_Strict):
     bucket_s: int = Field(5, gt=0)
     lateness_s: int = Field(30, ge=0)
     repost_s: int = Field(30, gt=0)
+    idle_partition_s: int = Field(30, gt=0)
     env: str = "local"
     runbook: str = "docs/runbooks/app_logs_stream.md"
 
@@ -157,6 +163,7 @@ class BatchSummary:
     fingerprints: tuple[FingerprintSeen, ...] = ()
     error_samples: tuple[tuple[str, str], ...] = ()  # (service, redacted ERROR+ line)
     max_event_ts: float | None = None
+    partition_max_ts: tuple[tuple[int, float], ...] = ()  # (Kafka partition, its newest event time)
 
 
 # --------------------------------------------------------------------------- alerts out
@@ -205,6 +212,8 @@ class RuleEngine:
     samples: dict[str, str] = field(default_factory=dict)  # rule|service -> a redacted line
     firing: dict[str, AlertState] = field(default_factory=dict)
     late_lines: int = 0
+    partition_ts: dict[int, float] = field(default_factory=dict)  # partition -> newest event time
+    partition_heard: dict[int, float] = field(default_factory=dict)  # partition -> processing time
 
     @property
     def watermark(self) -> float | None:
@@ -216,10 +225,14 @@ class RuleEngine:
 
     # ---------------------------------------------------------------- observe
 
-    def observe(self, summary: BatchSummary) -> None:
-        """Fold one batch into the state (lines behind the watermark are only counted as late)."""
+    def observe(self, summary: BatchSummary, processed_at: float | None = None) -> None:
+        """Fold one batch into the state (lines behind the watermark are only counted as late).
+
+        ``processed_at`` (processing time, epoch s) tells which partitions are still
+        heard from; without it, or without partitions, the batch's newest line is "now".
+        """
         if summary.max_event_ts is not None:
-            self.now = summary.max_event_ts if self.now is None else max(self.now, summary.max_event_ts)
+            self._advance(summary, processed_at)
             if self.first_ts is None:
                 self.first_ts = min([b.bucket for b in summary.buckets] or [summary.max_event_ts])
         watermark = self.watermark
@@ -242,6 +255,19 @@ class RuleEngine:
         for service, sample in summary.error_samples:
             self.samples[f"error|{service}"] = sample
         self._forget_old()
+
+    def _advance(self, summary: BatchSummary, processed_at: float | None) -> None:
+        """Move "now" to the slowest partition still heard from (never backwards)."""
+        if not summary.partition_max_ts or processed_at is None:
+            candidate = summary.max_event_ts
+        else:
+            for partition, ts in summary.partition_max_ts:
+                self.partition_ts[partition] = max(self.partition_ts.get(partition, ts), ts)
+                self.partition_heard[partition] = processed_at
+            recent = processed_at - self.rules.engine.idle_partition_s
+            active = [self.partition_ts[p] for p, heard in self.partition_heard.items() if heard >= recent]
+            candidate = min(active)
+        self.now = candidate if self.now is None else max(self.now, candidate)
 
     def _observe_fingerprint(self, fp: FingerprintSeen) -> None:
         key = (fp.service, fp.fingerprint)
@@ -276,7 +302,9 @@ class RuleEngine:
         if self.now is not None:
             for rule in self.rules.rules:
                 for alert in getattr(self, f"_eval_{rule.kind}")(rule):
-                    holding[alert.key] = self.firing.get(alert.key, alert)
+                    # Still the same alert (it started when it first held), with today's figures.
+                    before = self.firing.get(alert.key)
+                    holding[alert.key] = replace(alert, starts_at=before.starts_at) if before else alert
         result = Transitions(
             firing=sorted(holding.values(), key=lambda a: a.key),
             started=sorted((a for k, a in holding.items() if k not in self.firing), key=lambda a: a.key),
@@ -371,6 +399,8 @@ class RuleEngine:
             "fingerprints": [[s, f, t] for (s, f), t in self.fingerprints.items()],
             "fresh_fingerprints": [[s, f, t] for (s, f), t in self.fresh_fingerprints.items()],
             "samples": self.samples,
+            "partition_ts": [[p, t] for p, t in self.partition_ts.items()],
+            "partition_heard": [[p, t] for p, t in self.partition_heard.items()],
             "firing": [{"labels": a.labels, "annotations": a.annotations, "starts_at": a.starts_at}
                        for a in self.firing.values()],
         }
@@ -386,6 +416,8 @@ class RuleEngine:
         engine.fingerprints = {(s, f): t for s, f, t in snapshot["fingerprints"]}
         engine.fresh_fingerprints = {(s, f): t for s, f, t in snapshot["fresh_fingerprints"]}
         engine.samples = dict(snapshot["samples"])
+        engine.partition_ts = {p: t for p, t in snapshot.get("partition_ts", [])}
+        engine.partition_heard = {p: t for p, t in snapshot.get("partition_heard", [])}
         alerts = (AlertState(a["labels"], a["annotations"], a["starts_at"]) for a in snapshot["firing"])
         engine.firing = {a.key: a for a in alerts}
         return engine

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertsNotDelivered, AlertsRejected
 from flowgate.logs import lake, search
-from flowgate.logs.redact import redact
+from flowgate.logs.redact import sample_line
 from flowgate.logs.rules import (
     BatchSummary,
     FingerprintSeen,
@@ -145,7 +145,7 @@ class BatchProcessor:
         columns = table.to_pydict()
         objects = self._store_in_lake(batch_id, columns)
         self._index(columns, [o.key for o in objects])
-        self.engine.observe(self.summarize(table))
+        self.engine.observe(self.summarize(table), processed_at=self.clock())
         self._alert(self.engine.evaluate())
         self.state.save(batch_id, {"engine": self.engine.snapshot(), "pending": asdict(self.pending)})
         self.engine_batch = batch_id
@@ -218,6 +218,8 @@ class BatchProcessor:
             return BatchSummary()
         size = self.rules.engine.bucket_s
         seconds = pc.divide(parsed["event_ts_ns"], 1_000_000_000)
+        newest = pa.table({"partition": parsed["partition"], "ts": seconds}).group_by("partition").aggregate(
+            [("ts", "max")]).to_pylist()
         bucket = pc.multiply(pc.divide(seconds, size), size)
         severity = parsed["severity_number"]
         level = lambda lo, hi: pc.cast(pc.and_(pc.greater_equal(severity, lo), pc.less(severity, hi)), pa.int64())  # noqa: E731
@@ -243,13 +245,14 @@ class BatchProcessor:
                 seen[0] = max(seen[0], row["event_ts_ns"] / 1e9)
             if row["severity_number"] >= 17 and row["service"] not in samples:
                 samples[row["service"]] = row["value"]
-        text = lambda value: redact(value.decode("utf-8", "replace"))  # noqa: E731
+        text = sample_line
         return BatchSummary(
             buckets=buckets,
             patterns=tuple(PatternHit(r, s, b, n, text(v)) for (r, s, b), (n, v) in patterns.items()),
             fingerprints=tuple(FingerprintSeen(s, f, t, text(v)) for (s, f), (t, v) in fingerprints.items()),
             error_samples=tuple((s, text(v)) for s, v in samples.items()),
-            max_event_ts=pc.max(seconds).as_py())
+            max_event_ts=pc.max(seconds).as_py(),
+            partition_max_ts=tuple((g["partition"], g["ts_max"] / 1) for g in newest))
 
     # ------------------------------------------------------------------ alerts out
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flowgate.logs.redact import redact
+from flowgate.logs.redact import redact, sample_line
 from flowgate.logs.rules import (
     BatchSummary,
     FingerprintSeen,
@@ -171,3 +171,39 @@ def test_samples_are_redacted(line, hidden):
 def test_samples_are_cut_and_keep_ordinary_text():
     assert redact("order 123456 failed") == "order 123456 failed"
     assert len(redact("x" * 5000)) == 500
+
+
+def test_a_partition_read_ahead_does_not_make_the_others_lines_late():
+    engine = RuleEngine(RULES)  # lateness 10 s
+    ahead = BatchSummary(buckets=(ServiceBucket("api", T0 + 60, 10),), max_event_ts=T0 + 64,
+                         partition_max_ts=((0, T0 + 64), (1, T0 + 24)))
+    engine.observe(ahead, processed_at=1000.0)
+    assert engine.now == T0 + 24, "now is the slowest partition"
+    behind = BatchSummary(buckets=(ServiceBucket("api", T0 + 25, 40, error=40),), max_event_ts=T0 + 29,
+                          partition_max_ts=((1, T0 + 29),))
+    engine.observe(behind, processed_at=1001.0)
+    assert engine.late_lines == 0 and ("Burst", "api") in names(engine.evaluate().firing)
+
+
+def test_a_partition_gone_quiet_stops_holding_event_time_back():
+    engine = RuleEngine(RULES)  # idle_partition_s 30
+    engine.observe(BatchSummary(buckets=(), max_event_ts=T0, partition_max_ts=((0, T0), (1, T0))), processed_at=1000.0)
+    engine.observe(BatchSummary(buckets=(), max_event_ts=T0 + 50, partition_max_ts=((0, T0 + 50),)), processed_at=1010.0)
+    assert engine.now == T0, "partition 1 was heard from 10 s ago: it still counts"
+    engine.observe(BatchSummary(buckets=(), max_event_ts=T0 + 90, partition_max_ts=((0, T0 + 90),)), processed_at=1040.0)
+    assert engine.now == T0 + 90
+
+
+def test_a_sample_shows_severity_service_and_body_redacted():
+    line = json.dumps({"timestamp": 1796192266000000000, "severity_text": "ERROR", "body": "card 4111111111111111 declined",
+                       "resource": {"service.name": "card-gateway"}}).encode()
+    assert sample_line(line) == "ERROR card-gateway: card [PAN] declined"
+    assert sample_line(b"\xff not json 4111111111111111") == "\ufffd not json [PAN]"
+
+
+def test_a_firing_alerts_figures_are_refreshed_but_it_keeps_its_start():
+    engine = RuleEngine(RULES)
+    first = run(engine, [steady(T0, error=12)])[0].started[0]
+    later = run(engine, [steady(T0 + 5, error=12)])[0].firing
+    burst = next(a for a in later if a.labels["alertname"] == "Burst")
+    assert burst.starts_at == first.starts_at and "24 ERROR+" in burst.annotations["summary"]
