@@ -57,6 +57,7 @@ class JobConfig:
     max_offsets_per_trigger: int = 200_000
     starting_offsets: str = "earliest"
     trigger_s: float = 1.0
+    env: str | None = None  # the alerts' env label (default: alert_rules/app_logs.yaml's)
 
 
 def parse_args(argv: list[str]) -> JobConfig:
@@ -71,6 +72,7 @@ def parse_args(argv: list[str]) -> JobConfig:
     p.add_argument("--max-offsets-per-trigger", type=int, default=JobConfig.max_offsets_per_trigger)
     p.add_argument("--starting-offsets", default=JobConfig.starting_offsets)
     p.add_argument("--trigger-s", type=float, default=JobConfig.trigger_s)
+    p.add_argument("--env", default=None, help="the alerts' env label (local, docker, prod, ...)")
     return JobConfig(**{k.replace("-", "_"): v for k, v in vars(p.parse_args(argv)).items()})
 
 
@@ -138,6 +140,8 @@ def spark_session() -> SparkSession:
 def main(argv: list[str]) -> int:
     cfg = parse_args(argv)
     rules = load_rules()
+    if cfg.env:
+        rules = rules.model_copy(update={"engine": rules.engine.model_copy(update={"env": cfg.env})})
     processor = BatchProcessor(rules, lake_client(), search.SearchClient(cfg.opensearch_url),
                                AlertmanagerClient(cfg.alertmanager_url), StateStore(cfg.state))
     spark = spark_session()

@@ -43,7 +43,7 @@ def stream(running_stack, monkeypatch, tmp_path):
     monkeypatch.setenv("FLOWGATE_STREAMS_DIR", str(running_stack.state_dir / "streams" / f"test-{run}"))
     from flowgate.logs.stream_spec import app_logs_stream_spec
 
-    spec = app_logs_stream_spec(extra_args=("--topic", topic, "--trigger-s", "0.5"))
+    spec = app_logs_stream_spec(extra_args=("--topic", topic, "--trigger-s", "0.5", "--env", f"test-{run}"))
     supervisor.submit(spec)
     forwarder = Forwarder(kafka.bootstrap_servers(running_stack), tmp_path / "buffer", topic=topic)
     yield spec, forwarder, run
@@ -89,7 +89,7 @@ def test_lines_reach_the_lake_and_search_and_a_burst_alerts_through_alertmanager
             f.seek(sink_offset)
             for record in map(json.loads, f):
                 text = json.dumps(record["payload"])
-                if "ErrorBurst" in text and "payments-api" in text and "FIRING" in text:
+                if "ErrorBurst" in text and "payments-api" in text and "FIRING" in text and f"test-{run}" in text:
                     return record["payload"]
         return None
 
@@ -110,3 +110,4 @@ def test_lines_reach_the_lake_and_search_and_a_burst_alerts_through_alertmanager
                          hb.app and hb.app.get("lines", 0) >= len(wanted) and hb)
     assert heartbeat.app["malformed"] >= 3  # not JSON, missing fields, invalid UTF-8 (the huge body parses)
     assert heartbeat.app["alerts_started"] >= 1
+    assert heartbeat.app["late_lines"] == 0, "a minute of lines produced at once: none of them is late"

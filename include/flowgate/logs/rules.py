@@ -231,11 +231,13 @@ class RuleEngine:
         ``processed_at`` (processing time, epoch s) tells which partitions are still
         heard from; without it, or without partitions, the batch's newest line is "now".
         """
+        # The watermark of the batches before this one, as Spark's: a batch's own early
+        # lines are never late because of its own late ones.
+        watermark = self.watermark
         if summary.max_event_ts is not None:
             self._advance(summary, processed_at)
             if self.first_ts is None:
                 self.first_ts = min([b.bucket for b in summary.buckets] or [summary.max_event_ts])
-        watermark = self.watermark
         for b in summary.buckets:
             if watermark is not None and b.bucket + self.rules.engine.bucket_s <= watermark:
                 self.late_lines += b.lines

@@ -207,3 +207,11 @@ def test_a_firing_alerts_figures_are_refreshed_but_it_keeps_its_start():
     later = run(engine, [steady(T0 + 5, error=12)])[0].firing
     burst = next(a for a in later if a.labels["alertname"] == "Burst")
     assert burst.starts_at == first.starts_at and "24 ERROR+" in burst.annotations["summary"]
+
+
+def test_a_batch_spanning_more_than_the_lateness_keeps_its_own_early_lines():
+    engine = RuleEngine(RULES)  # lateness 10 s
+    minute = BatchSummary(buckets=tuple(ServiceBucket("api", T0 + 5 * i, 10) for i in range(12)),
+                          max_event_ts=T0 + 59, partition_max_ts=((0, T0 + 59),))
+    engine.observe(minute, processed_at=1000.0)
+    assert engine.late_lines == 0 and sum(c[0] for c in engine.buckets.values()) == 120
