@@ -165,7 +165,9 @@ def _metadata_ok(cfg: StackConfig) -> bool:
 
 
 def ensure_topics(cfg: StackConfig, topics=TOPICS) -> list[str]:
-    """Create the platform's topics that are missing; returns the names created."""
+    """Create the platform's topics that are missing, and bring the configs of those that
+    exist to what ``topics`` declares (a stack made before a retention or message-size
+    change gets it too; their data stays). Returns the names created."""
     from confluent_kafka.admin import NewTopic
 
     admin = _admin(cfg)
@@ -175,8 +177,30 @@ def ensure_topics(cfg: StackConfig, topics=TOPICS) -> list[str]:
                  config=t.topic_config())
         for t in topics if t.name not in existing
     ]
+    _reconcile_configs(admin, [t for t in topics if t.name in existing])
     if not wanted:
         return []
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         future.result()
     return [t.topic for t in wanted]
+
+
+def _reconcile_configs(admin, topics) -> list[str]:
+    """Set the declared configs that differ on existing topics; the names changed."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    if not topics:
+        return []
+    resources = [ConfigResource(ResourceType.TOPIC, t.name) for t in topics]
+    current = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+    changes = []
+    for topic in topics:
+        differ = {k: v for k, v in topic.topic_config().items()
+                  if k not in current[topic.name] or current[topic.name][k].value != v}
+        if differ:
+            changes.append(ConfigResource(ResourceType.TOPIC, topic.name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in differ.items()]))
+    if changes:
+        for future in admin.incremental_alter_configs(changes).values():
+            future.result()
+    return [c.name for c in changes]
