@@ -221,12 +221,15 @@ class RuleEngine:
     # ---------------------------------------------------------------- observe
 
     def observe(self, summary: BatchSummary) -> None:
-        """Fold one batch into the state (lines behind the watermark are only counted as late)."""
+        """Fold one batch into the state (lines behind the watermark are only counted as late).
+
+        The watermark is the one of the batches before, as Spark's: a batch that spans more
+        than ``lateness_s`` of event time (a backlog after a restart) keeps all its lines."""
+        watermark = self.watermark
         if summary.max_event_ts is not None:
             self.now = summary.max_event_ts if self.now is None else max(self.now, summary.max_event_ts)
             if self.first_ts is None:
                 self.first_ts = min([b.bucket for b in summary.buckets] or [summary.max_event_ts])
-        watermark = self.watermark
         for b in summary.buckets:
             if watermark is not None and b.bucket + self.rules.engine.bucket_s <= watermark:
                 self.late_lines += b.lines
