@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertsNotDelivered, AlertsRejected
@@ -96,12 +96,15 @@ def _identity(body: dict) -> str:
 
 def alert_of(state, ended: bool = False) -> Alert:
     labels = state.labels
+    starts = datetime.fromtimestamp(state.starts_at, UTC)
+    # startsAt is event time, endsAt the wall clock: a host writing ahead of it would give an
+    # end before the start, which Alertmanager refuses (400) and the resolution would be lost.
+    ends = max(datetime.now(UTC), starts + timedelta(seconds=1)) if ended else None
     return Alert(
         alertname=labels["alertname"], rule=labels["rule"], service=labels["service"], severity=labels["severity"],
         env=labels["env"], summary=state.annotations["summary"], sample=state.annotations["sample"],
         runbook_url=state.annotations["runbook_url"], opensearch_url=state.annotations["opensearch_url"],
-        starts_at=datetime.fromtimestamp(state.starts_at, UTC),
-        ends_at=datetime.now(UTC) if ended else None,
+        starts_at=starts, ends_at=ends,
         extra_labels={k: v for k, v in labels.items() if k not in ("alertname", "rule", "service", "severity", "env")})
 
 
