@@ -23,6 +23,8 @@ import argparse
 import gc
 import os
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +128,24 @@ def lake_client():
     return boto3.client("s3", endpoint_url=os.environ[LAKE_ENDPOINT_ENV], region_name="us-east-1")
 
 
+def retry_pending_between_batches(processor: BatchProcessor, heartbeat: HeartbeatListener,
+                                  every_s: float = 2.0) -> threading.Thread:
+    """A daemon thread: what an outage left pending (lake objects to index, alerts to post)
+    is retried while no batch comes, and the heartbeat shows it."""
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                if processor.retry_pending(idle_s=every_s):
+                    heartbeat.refresh_app()
+            except Exception as exc:  # noqa: BLE001 - the next batch or round tries again
+                print(f"{STREAM_NAME}: retrying pending work failed: {exc!r}", flush=True)
+
+    thread = threading.Thread(target=loop, name="retry-pending", daemon=True)
+    thread.start()
+    return thread
+
+
 def spark_session() -> SparkSession:
     return (
         SparkSession.builder.appName("flowgate-app-logs")
@@ -150,6 +170,7 @@ def main(argv: list[str]) -> int:
     spark.streams.addListener(heartbeat)
     gc.freeze()
     query = build_pipeline(kafka_lines(spark, cfg), processor, cfg, heartbeat.refresh_app).start()
+    retry_pending_between_batches(processor, heartbeat)
     print(f"{STREAM_NAME}: query {query.id} started, {len(rules.rules)} rules", flush=True)
     query.awaitTermination()
     return 0

@@ -1,7 +1,8 @@
 """The raw log lake: lines as received, gzip'd, under ``raw/app_logs/dt=YYYY-MM-DD/hour=HH/``.
 
 ELT: nothing is parsed or dropped on the way in. A line that is valid UTF-8 without a
-newline is stored byte for byte; any other (invalid UTF-8, a raw newline inside) is stored
+newline is stored byte for byte; any other (invalid UTF-8, a raw newline inside, or one that
+starts like an envelope) is stored
 as an *envelope* line, ``{"flowgate_malformed": reason, "kafka": "p-o", "value_base64": ...}``,
 which keeps its exact bytes and still leaves every object one valid line per record.
 
@@ -55,11 +56,17 @@ def hour_prefix(day: date, hour: int) -> str:
     return f"{PREFIX}/dt={day.isoformat()}/hour={hour:02d}/"
 
 
+ENVELOPE_PREFIX = b'{"flowgate_malformed"'
+
+
 def stored_line(value: bytes, partition: int, offset: int) -> tuple[bytes, bool]:
     """(the line as stored, whether it had to be wrapped in an envelope)."""
     reason = None
     if b"\n" in value or b"\r" in value:
         reason = "raw_newline"
+    elif value.startswith(ENVELOPE_PREFIX):
+        # A line that looks like an envelope is one, or original_line would unwrap it.
+        reason = "looks_like_envelope"
     else:
         try:
             value.decode("utf-8")
@@ -74,7 +81,7 @@ def stored_line(value: bytes, partition: int, offset: int) -> tuple[bytes, bool]
 
 def original_line(stored: bytes) -> bytes:
     """The bytes as received, from a stored line (the inverse of :func:`stored_line`)."""
-    if stored.startswith(b'{"flowgate_malformed"'):
+    if stored.startswith(ENVELOPE_PREFIX):
         return base64.b64decode(json.loads(stored)["value_base64"])
     return stored
 

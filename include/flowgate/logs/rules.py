@@ -54,6 +54,10 @@ class EngineSettings(_Strict):
     lateness_s: int = Field(30, ge=0)
     repost_s: int = Field(30, gt=0)
     idle_partition_s: int = Field(30, gt=0)
+    # A resolution is posted this long after Alertmanager took the alert as firing: more
+    # than its group_wait (2 s), or the group's first notification would already be
+    # "resolved", which Alertmanager never sends (see logs.stream).
+    resolve_after_s: float = Field(10, ge=0)
     env: str = "local"
     runbook: str = "docs/runbooks/app_logs_stream.md"
 

@@ -9,8 +9,16 @@ fields the rules need, and hands the batch over as an Arrow table (:data:`BATCH_
    lake objects are remembered and indexed from the lake once it answers again;
 3. **rules** — the batch's counts into the event-time engine, then an evaluation;
 4. **alerts** — firing alerts posted to Alertmanager (new ones at once, all of them every
-   ``repost_s``), resolved ones once; what Alertmanager did not take stays pending;
+   ``repost_s``), resolved ones once; what Alertmanager did not take stays pending. A
+   resolution goes out only ``resolve_after_s`` after Alertmanager took the alert as
+   firing (it is sent firing first if it never was): Alertmanager never notifies a group
+   that only ever held resolved alerts, so an incident that began and ended during an
+   outage, or within two quick batches, would otherwise never reach on-call;
 5. **state** — the engine and what is pending, saved under the batch id.
+
+What is pending is also retried between batches (:meth:`BatchProcessor.retry_pending`,
+from a timer thread of the job): catching up after an outage must not wait for the next
+line to arrive.
 
 A lost alert is the one thing the flow may not do, so the lake write is the only step
 that fails the batch (Spark then replays it); search and alert outages are absorbed and
@@ -22,10 +30,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertsNotDelivered, AlertsRejected
@@ -38,6 +47,7 @@ from flowgate.logs.rules import (
     RuleEngine,
     RuleSet,
     ServiceBucket,
+    Transitions,
 )
 
 # What Spark hands over per line: Kafka's coordinates, the raw bytes, and the parsed
@@ -57,7 +67,7 @@ class Totals:
 
     batches: int = 0
     lines: int = 0
-    malformed: int = 0  # not a log record (not JSON, fields missing): kept raw, counted
+    malformed: int = 0  # not a log record (not JSON, no service, time or severity): kept raw, counted
     enveloped: int = 0  # stored in an envelope (invalid UTF-8, raw newline)
     lake_objects: int = 0
     indexed: int = 0
@@ -76,16 +86,25 @@ class PendingWork:
 
     index_keys: list[str] = field(default_factory=list)  # lake objects still to index
     alerts: list[dict] = field(default_factory=list)  # Alertmanager postable alerts not yet taken
+    notified: dict[str, float] = field(default_factory=dict)  # alert identity -> when AM took it firing
+
+
+def _identity(body: dict) -> str:
+    """An alert's identity for Alertmanager: all its labels (same labels, same alert)."""
+    return json.dumps(body["labels"], sort_keys=True)
 
 
 def alert_of(state, ended: bool = False) -> Alert:
     labels = state.labels
+    starts = datetime.fromtimestamp(state.starts_at, UTC)
+    # startsAt is event time, endsAt the wall clock: a host writing ahead of it would give an
+    # end before the start, which Alertmanager refuses (400) and the resolution would be lost.
+    ends = max(datetime.now(UTC), starts + timedelta(seconds=1)) if ended else None
     return Alert(
         alertname=labels["alertname"], rule=labels["rule"], service=labels["service"], severity=labels["severity"],
         env=labels["env"], summary=state.annotations["summary"], sample=state.annotations["sample"],
         runbook_url=state.annotations["runbook_url"], opensearch_url=state.annotations["opensearch_url"],
-        starts_at=datetime.fromtimestamp(state.starts_at, UTC),
-        ends_at=datetime.now(UTC) if ended else None,
+        starts_at=starts, ends_at=ends,
         extra_labels={k: v for k, v in labels.items() if k not in ("alertname", "rule", "service", "severity", "env")})
 
 
@@ -135,10 +154,16 @@ class BatchProcessor:
         self.totals = Totals()
         self.pattern_rules = [r.name for r in rules.of_kind("pattern")]
         self.template_set = False  # the index template, set once OpenSearch first answers
+        self.lock = threading.Lock()  # Spark's batch thread and the retry timer
+        self.last_attempt = 0.0  # monotonic time a batch or a retry last tried what is pending
 
     # ------------------------------------------------------------------ the batch
 
     def process(self, batch_id: int, table) -> None:
+        with self.lock:
+            self._process(batch_id, table)
+
+    def _process(self, batch_id: int, table) -> None:
         started = time.perf_counter()
         if self.engine is None or self.engine_batch >= batch_id:
             self._restore(batch_id)
@@ -147,16 +172,45 @@ class BatchProcessor:
         self._index(columns, [o.key for o in objects])
         self.engine.observe(self.summarize(table), processed_at=self.clock())
         self._alert(self.engine.evaluate())
-        self.state.save(batch_id, {"engine": self.engine.snapshot(), "pending": asdict(self.pending)})
+        self._save(batch_id)
         self.engine_batch = batch_id
+        self.last_attempt = time.monotonic()
         t = self.totals
         t.batches += 1
         t.lines += len(columns["offset"])
-        t.malformed += sum(1 for s in columns["service"] if s is None)
+        # What summarize() leaves out of the rules: no service, event time or severity.
+        t.malformed += sum(1 for svc, ts, sev in zip(columns["service"], columns["event_ts_ns"],
+                                                     columns["severity_number"], strict=True)
+                           if svc is None or ts is None or sev is None)
         t.late_lines = self.engine.late_lines
-        t.index_pending_batches = len(self.pending.index_keys)
-        t.alerts_pending = len(self.pending.alerts)
+        self._count_pending()
         t.last_batch_s = round(time.perf_counter() - started, 3)
+
+    def retry_pending(self, idle_s: float = 2.0) -> bool:
+        """Index and post what is pending when no batch has tried it for ``idle_s``: a
+        stream that goes quiet after an outage still catches up. True if it had work.
+
+        The state of the last batch is saved again with what is still pending, so a
+        replay of the next batch does not post or index again what was done meanwhile.
+        """
+        with self.lock:
+            if self.engine is None or time.monotonic() - self.last_attempt < idle_s:
+                return False
+            if not (self.pending.index_keys or self.pending.alerts):
+                return False
+            self._index({"partition": [], "offset": [], "value": [], "severity_number": []}, [])
+            self._alert(Transitions())
+            self._save(self.engine_batch)
+            self.last_attempt = time.monotonic()
+            self._count_pending()
+            return True
+
+    def _save(self, batch_id: int) -> None:
+        self.state.save(batch_id, {"engine": self.engine.snapshot(), "pending": asdict(self.pending)})
+
+    def _count_pending(self) -> None:
+        self.totals.index_pending_batches = len(self.pending.index_keys)
+        self.totals.alerts_pending = len(self.pending.alerts)
 
     def _restore(self, batch_id: int) -> None:
         saved = self.state.before(batch_id)
@@ -256,27 +310,52 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ alerts out
 
-    def _alert(self, transitions) -> None:
+    def _alert(self, transitions: Transitions) -> None:
         now = self.clock()
         due = bool(transitions.started) or now - self.last_post >= self.rules.engine.repost_s
-        outgoing = [_alert_from_api(a) for a in self.pending.alerts]
-        if due:
-            outgoing += [alert_of(a) for a in transitions.firing]
-        outgoing += [alert_of(a, ended=True) for a in transitions.resolved]
         self.totals.alerts_started += len(transitions.started)
         self.totals.alerts_resolved += len(transitions.resolved)
+        queue = [*self.pending.alerts, *(alert_of(a).to_api() for a in (transitions.firing if due else ())),
+                 *(alert_of(a, ended=True).to_api() for a in transitions.resolved)]
+        latest = {_identity(body): body for body in queue}  # the newest word on each alert
+        notified, hold = self.pending.notified, self.rules.engine.resolve_after_s
+        outgoing, deferred = [], []
+        for key, body in latest.items():
+            if "endsAt" not in body:
+                outgoing.append(body)
+            elif key not in notified:  # never taken as firing: fire it now, resolve it later
+                outgoing.append({k: v for k, v in body.items() if k != "endsAt"})
+                deferred.append(body)
+            elif now - notified[key] < hold:  # let Alertmanager notify FIRING first
+                deferred.append(body)
+            else:
+                outgoing.append(body)
         if not outgoing:
+            self.pending.alerts = deferred
             return
         try:
-            self.alerts.post(outgoing)
-            self.pending.alerts = []
-            self.last_post = now if due else self.last_post
+            self.alerts.post([_alert_from_api(body) for body in outgoing])
         except AlertsRejected as exc:  # a bug on our side: say so loudly, do not retry forever
             print(f"app_logs: Alertmanager rejected alerts: {exc}", flush=True)
-            self.pending.alerts = []
+            self.pending.alerts = deferred
+            return
         except AlertsNotDelivered as exc:
-            # Keep the resolved ones and the ones that began; firing ones are re-posted anyway.
-            keep = [a for a in exc.alerts if a.ends_at is not None or a.key in
-                    {alert_of(s).key for s in transitions.started}]
-            self.pending.alerts = [a.to_api() for a in keep]
-            print(f"app_logs: {exc}; {len(keep)} kept to post again", flush=True)
+            # Keep the resolutions and what Alertmanager never took as firing; firing alerts
+            # it already holds are re-posted every repost_s anyway.
+            waiting = {_identity(body) for body in deferred}
+            keep = [body for body in outgoing if _identity(body) not in waiting
+                    and ("endsAt" in body or _identity(body) not in notified)]
+            self.pending.alerts = keep + deferred
+            print(f"app_logs: {exc}; {len(self.pending.alerts)} kept to post again", flush=True)
+            return
+        for body in outgoing:
+            if "endsAt" in body:
+                notified.pop(_identity(body), None)
+            else:
+                notified.setdefault(_identity(body), now)
+        self.pending.alerts = deferred
+        self.last_post = now if due else self.last_post
+        # Forget alerts that are neither firing nor waiting to be resolved.
+        live = {_identity(alert_of(a).to_api()) for a in self.engine.firing.values()} | {
+            _identity(body) for body in deferred}
+        self.pending.notified = {k: t for k, t in notified.items() if k in live}
