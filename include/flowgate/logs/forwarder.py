@@ -49,9 +49,13 @@ PRODUCER_SETTINGS = {
     "acks": "all",
     # No duplicates or reordering from the producer's own retries within a partition.
     "enable.idempotence": True,
-    # JSON logs shrink ~5x; lz4 is the cheapest codec per MB on CPU, and on 2 cores the CPU
-    # is what limits throughput (zstd compresses a little better for several times the CPU).
-    "compression.type": "lz4",
+    # Uncompressed, on purpose: the PAN scan ("no raw card number at rest") reads Kafka's
+    # segment files as bytes. A service may log a card number; in an lz4 batch its digits
+    # can sit split between literals (and ns timestamps' digit runs broken up the same way
+    # made the scan report card-like numbers that were never there), and zstd or gzip hide
+    # them entirely. Plain records keep the scan sound, for ~5x the broker's disk
+    # (ttl.yaml sizes the retention for it) and no CPU spent compressing on 2 cores.
+    "compression.type": "none",
     # Logs can wait 20 ms to fill a batch (alerting has seconds): fewer, bigger requests.
     "linger.ms": 20,
     "batch.size": 1_000_000,

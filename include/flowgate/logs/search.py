@@ -35,6 +35,10 @@ INDEX_TEMPLATE = {
     "template": {
         "settings": {
             "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s",
+            # DEFLATE, not the default LZ4, for stored fields: LZ4 leaves runs of the lines'
+            # digits (ns timestamps) as raw literals cut at arbitrary points, and the PAN
+            # scan of the node's files took such fragments for card numbers.
+            "codec": "best_compression",
             "analysis": {
                 "tokenizer": {"non_word": {"type": "pattern", "pattern": "\\W+"}},
                 # A term of more than 32 KB is refused with its whole document: a 1 MB body
