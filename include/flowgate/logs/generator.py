@@ -39,6 +39,8 @@ from flowgate.logs.record import ENVIRONMENT, HOST_NAME, SERVICE_NAME, RecordTem
 SEVERITIES = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
 
+_HEX_LETTERS = b"abcdef"
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -340,7 +342,10 @@ class LogGenerator:
                 incident = incident or spike
             timestamp = start_ns + int(seq * interval)
             # 24 random bytes as 48 hex digits: trace id, then span id (one call, no int formatting).
-            ids = hexlify(randbytes(24))
+            # Each id starts with a hex letter: one in ~2,000 random span ids is all decimal
+            # digits, and the PAN scan cannot tell such a 16-digit id from a card number.
+            ids = bytearray(hexlify(randbytes(24)))
+            ids[0], ids[32] = _HEX_LETTERS[ids[0] % 6], _HEX_LETTERS[ids[32] % 6]
             marker = b""
             if incident is not None:
                 marker = incident.id.encode()
