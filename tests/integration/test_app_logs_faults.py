@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from flowgate.common.waiting import wait_until
+
 from flowgate.common import stream_supervisor as supervisor
 from flowgate.common.heartbeat import read_heartbeat
 from flowgate.devstack import alertmanager, kafka, opensearch, process, stack
@@ -44,12 +46,7 @@ RATE = 100.0
 
 
 def wait_for(what: str, check, timeout_s: float = 180, every_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    return wait_until(what, check, timeout_s, every_s)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from flowgate.common.waiting import wait_until
+
 from flowgate.common import stream_supervisor as supervisor
 from flowgate.common.heartbeat import read_heartbeat
 from flowgate.devstack import kafka
@@ -27,12 +29,7 @@ LINES = 12_000  # a minute of event time, produced in a moment
 
 
 def wait_for(what: str, check, timeout_s: float = 180, every_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    return wait_until(what, check, timeout_s, every_s)
 
 
 @pytest.fixture

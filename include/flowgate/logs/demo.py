@@ -17,20 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flowgate.common.waiting import wait_until
+
 Echo = Callable[[str], None]
 DAG_ID = "app_logs_stream"
 RATE = 200  # lines per second of event time (10M a day is 116)
 LINES = 12_000  # a minute of it
 BURST_SERVICE = "payments-api"
-
-
-def _wait(what: str, check, timeout_s: float, every_s: float = 2.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every_s)
-    raise RuntimeError(f"demo: timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def _alert_after(sink: Path, offset: int, alertname: str, service: str) -> dict | None:
@@ -61,7 +54,7 @@ def run(api, cfg, echo: Echo) -> None:
     api.wait_for_dag(DAG_ID)
     api.unpause(DAG_ID)
     run_id = api.trigger(DAG_ID, conf={"action": "start"})
-    _wait("the stream's first heartbeat", lambda: (hb := read_heartbeat(spec.heartbeat_file))
+    wait_until("the stream's first heartbeat", lambda: (hb := read_heartbeat(spec.heartbeat_file))
           and hb.state in ("progress", "idle") and hb, timeout_s=300)
 
     sink = alerts_file(cfg)
@@ -79,7 +72,7 @@ def run(api, cfg, echo: Echo) -> None:
     echo(f"  {LINES:,} lines from 12 services sent through the forwarder "
          f"({stats.delivered:,} acknowledged by Kafka), with an error burst on {BURST_SERVICE}")
 
-    alert = _wait("the burst's alert in the sink", lambda: _alert_after(sink, offset, "ErrorBurst", BURST_SERVICE),
+    alert = wait_until("the burst's alert in the sink", lambda: _alert_after(sink, offset, "ErrorBurst", BURST_SERVICE),
                   timeout_s=180)
     attachment = (alert.get("attachments") or [{}])[0]
     echo(f"\nOn-call's message (Alertmanager → Slack webhook → {sink}):")
@@ -99,7 +92,7 @@ def run(api, cfg, echo: Echo) -> None:
     index = f"{search.INDEX_PREFIX}-*"
     query = {"bool": {"filter": [{"term": {"resource.service.name": BURST_SERVICE}},
                                  {"term": {"attributes.incident.id": burst.id}}]}}
-    found = _wait("the burst in OpenSearch", lambda: (client.refresh(index) or True) and client.count(index, query),
+    found = wait_until("the burst in OpenSearch", lambda: (client.refresh(index) or True) and client.count(index, query),
                   timeout_s=120)
     echo(f"\nOpenSearch ({index}, service {BURST_SERVICE}, the burst): {found:,} lines, e.g.")
     for doc in client.search(index, query, size=3):
