@@ -55,6 +55,8 @@ def kafka_lag(end_offset: str | None, latest_offset: str | None) -> int | None:
     if not end_offset or not latest_offset:
         return None
     end, latest = json.loads(end_offset), json.loads(latest_offset)
+    if not isinstance(end, dict) or not isinstance(latest, dict):  # "null" right after a restart
+        return None
     return sum(
         max(0, offset - end.get(topic, {}).get(partition, 0))
         for topic, partitions in latest.items() for partition, offset in partitions.items()

@@ -72,3 +72,7 @@ def test_the_listener_rewrites_its_last_beat_with_counters_that_moved_after_it(t
     beat = read_heartbeat(tmp_path / "heartbeat.json")
     assert beat.app == {"decided": 250}
     assert (beat.state, beat.batch_id, beat.consumer_lag, beat.durations_ms) == ("progress", 7, 0, {"addBatch": 12})
+
+
+def test_kafka_lag_is_unknown_when_spark_reports_no_offsets_yet():
+    assert kafka_lag("null", '{"t": {"0": 5}}') is None and kafka_lag('{"t": {"0": 5}}', "null") is None
