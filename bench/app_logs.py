@@ -256,7 +256,10 @@ def alert_latency(forwarder, background, sink: Path, env: str, services: list[st
     while True:
         now = time.monotonic()
         lines = []
-        due = int((now - t0) * NORMAL_RATE) - bg_sent
+        # Event time kept at the wall clock: the backlog's lines up to now at once, then paced.
+        # (Alertmanager sends at once, skipping group_wait, an alert whose startsAt is older than
+        # group_wait: an event time behind the clock would make the latency look shorter.)
+        due = int((time.time_ns() - background.start_ns) * NORMAL_RATE / 1e9) - background.seq
         if due > 0:
             lines += background.lines(due)
             bg_sent += due
