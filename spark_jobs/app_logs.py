@@ -35,6 +35,7 @@ from pyspark.sql.streaming import DataStreamWriter
 from flowgate.common.alertmanager import AlertmanagerClient
 from flowgate.common.spark_listener import HeartbeatListener
 from flowgate.logs import TOPIC, search
+from flowgate.logs.lake import LAKE_BUCKET
 from flowgate.logs.rules import load_rules
 from flowgate.logs.stream import BatchProcessor, StateStore, match_column
 
@@ -59,7 +60,12 @@ class JobConfig:
     max_offsets_per_trigger: int = 200_000
     starting_offsets: str = "earliest"
     trigger_s: float = 1.0
-    env: str | None = None  # the alerts' env label (default: alert_rules/app_logs.yaml's)
+    # Where this job writes and what its alerts say: a drill or a bench gets a lake bucket,
+    # an index prefix and an ``env`` label of its own, so it can clean up after itself and
+    # its alerts never merge with another stream's in Alertmanager.
+    lake_bucket: str = LAKE_BUCKET
+    index_prefix: str = search.INDEX_PREFIX
+    alert_env: str | None = None  # default: the rules file's engine.env
 
 
 def parse_args(argv: list[str]) -> JobConfig:
@@ -74,7 +80,10 @@ def parse_args(argv: list[str]) -> JobConfig:
     p.add_argument("--max-offsets-per-trigger", type=int, default=JobConfig.max_offsets_per_trigger)
     p.add_argument("--starting-offsets", default=JobConfig.starting_offsets)
     p.add_argument("--trigger-s", type=float, default=JobConfig.trigger_s)
-    p.add_argument("--env", default=None, help="the alerts' env label (local, docker, prod, ...)")
+    p.add_argument("--lake-bucket", default=JobConfig.lake_bucket)
+    p.add_argument("--index-prefix", default=JobConfig.index_prefix,
+                   help="daily indices <prefix>-YYYY.MM.DD; keep it under app-logs-* for the index template")
+    p.add_argument("--alert-env", default=None, help="the env label of the alerts (default: the rules file's)")
     return JobConfig(**{k.replace("-", "_"): v for k, v in vars(p.parse_args(argv)).items()})
 
 
@@ -160,10 +169,11 @@ def spark_session() -> SparkSession:
 def main(argv: list[str]) -> int:
     cfg = parse_args(argv)
     rules = load_rules()
-    if cfg.env:
-        rules = rules.model_copy(update={"engine": rules.engine.model_copy(update={"env": cfg.env})})
+    if cfg.alert_env:
+        rules = rules.model_copy(update={"engine": rules.engine.model_copy(update={"env": cfg.alert_env})})
     processor = BatchProcessor(rules, lake_client(), search.SearchClient(cfg.opensearch_url),
-                               AlertmanagerClient(cfg.alertmanager_url), StateStore(cfg.state))
+                               AlertmanagerClient(cfg.alertmanager_url), StateStore(cfg.state),
+                               bucket=cfg.lake_bucket, index_prefix=cfg.index_prefix)
     spark = spark_session()
     spark.sparkContext.setLogLevel("WARN")
     heartbeat = HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(processor.totals))

@@ -40,7 +40,7 @@ def stream(running_stack, monkeypatch, tmp_path):
     monkeypatch.setenv("FLOWGATE_STREAMS_DIR", str(running_stack.state_dir / "streams" / f"test-{run}"))
     from flowgate.logs.stream_spec import app_logs_stream_spec
 
-    spec = app_logs_stream_spec(extra_args=("--topic", topic, "--trigger-s", "0.5", "--env", f"test-{run}"))
+    spec = app_logs_stream_spec(extra_args=("--topic", topic, "--trigger-s", "0.5", "--alert-env", f"test-{run}"))
     supervisor.submit(spec)
     forwarder = Forwarder(kafka.bootstrap_servers(running_stack), tmp_path / "buffer", topic=topic)
     yield spec, forwarder, run

@@ -76,8 +76,8 @@ class SearchUnavailable(RuntimeError):
     """OpenSearch did not take the documents; the lake still has them (index them later)."""
 
 
-def daily_index(day: date) -> str:
-    return f"{INDEX_PREFIX}-{day:%Y.%m.%d}"
+def daily_index(day: date, prefix: str = INDEX_PREFIX) -> str:
+    return f"{prefix}-{day:%Y.%m.%d}"
 
 
 @dataclass(frozen=True)

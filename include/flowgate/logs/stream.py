@@ -55,6 +55,7 @@ from flowgate.logs.rules import (
 BATCH_COLUMNS = ("partition", "offset", "kafka_ts_ms", "value", "service", "severity_number", "event_ts_ns",
                  "exception_type")
 SNAPSHOTS_KEPT = 5
+STAGES = ("arrow", "lake", "index", "rules", "alerts", "state")
 
 
 def match_column(rule_name: str) -> str:
@@ -78,6 +79,10 @@ class Totals:
     alerts_pending: int = 0
     late_lines: int = 0
     last_batch_s: float = 0.0
+    # Where the driver's time went, seconds summed over every batch (the last batch's in
+    # ``last_stages_s``): what a bench or a profile reads first.
+    stages_s: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    last_stages_s: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
 @dataclass
@@ -145,9 +150,9 @@ class StateStore:
 class BatchProcessor:
     def __init__(self, rules: RuleSet, s3, search_client: search.SearchClient, alerts: AlertmanagerClient,
                  state: StateStore, bucket: str = lake.LAKE_BUCKET, clock: Callable[[], float] = time.time,
-                 gzip_level: int = 3):
+                 gzip_level: int = 3, index_prefix: str = search.INDEX_PREFIX):
         self.rules, self.s3, self.search, self.alerts, self.state = rules, s3, search_client, alerts, state
-        self.bucket, self.clock, self.gzip_level = bucket, clock, gzip_level
+        self.bucket, self.clock, self.gzip_level, self.index_prefix = bucket, clock, gzip_level, index_prefix
         self.engine: RuleEngine | None = None
         self.pending = PendingWork()
         self.last_post = 0.0
@@ -165,17 +170,33 @@ class BatchProcessor:
 
     def _process(self, batch_id: int, table) -> None:
         started = time.perf_counter()
+        stages, mark = {}, started
+
+        def lap(stage: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            stages[stage], mark = now - mark, now
+
         if self.engine is None or self.engine_batch >= batch_id:
             self._restore(batch_id)
         columns = table.to_pydict()
+        lap("arrow")
         objects = self._store_in_lake(batch_id, columns)
+        lap("lake")
         self._index(columns, [o.key for o in objects])
+        lap("index")
         self.engine.observe(self.summarize(table), processed_at=self.clock())
-        self._alert(self.engine.evaluate())
+        transitions = self.engine.evaluate()
+        lap("rules")
+        self._alert(transitions)
+        lap("alerts")
         self._save(batch_id)
+        lap("state")
         self.engine_batch = batch_id
         self.last_attempt = time.monotonic()
         t = self.totals
+        t.last_stages_s = {k: round(v, 3) for k, v in stages.items()}
+        t.stages_s = {k: round(t.stages_s.get(k, 0.0) + v, 3) for k, v in stages.items()}
         t.batches += 1
         t.lines += len(columns["offset"])
         # What summarize() leaves out of the rules: no service, event time or severity.
@@ -214,8 +235,9 @@ class BatchProcessor:
 
     def _restore(self, batch_id: int) -> None:
         saved = self.state.before(batch_id)
-        self.engine = (RuleEngine.restore(self.rules, saved["engine"], opensearch_url=self.search.base_url)
-                       if saved else RuleEngine(self.rules, opensearch_url=self.search.base_url))
+        where = {"opensearch_url": self.search.base_url, "index_prefix": self.index_prefix}
+        self.engine = (RuleEngine.restore(self.rules, saved["engine"], **where)
+                       if saved else RuleEngine(self.rules, **where))
         self.pending = PendingWork(**saved["pending"]) if saved else PendingWork()
         self.engine_batch = batch_id - 1
 
@@ -241,7 +263,7 @@ class BatchProcessor:
             self._count(self.search.bulk(
                 d for p, o, v, s in zip(columns["partition"], columns["offset"], columns["value"],
                                         columns["severity_number"], strict=True)
-                if s is not None and s >= search.MIN_SEVERITY and (d := search.document(v, f"{p}-{o}"))))
+                if s is not None and s >= search.MIN_SEVERITY and (d := search.document(v, f"{p}-{o}", self._daily))))
         except search.SearchUnavailable as exc:
             self.pending.index_keys += [k for k in keys if k not in self.pending.index_keys]
             print(f"app_logs: search unavailable, {len(self.pending.index_keys)} lake object(s) to index later: "
@@ -256,8 +278,11 @@ class BatchProcessor:
 
     def _documents_in(self, key: str):
         for line in lake.read_lines(self.s3, key, self.bucket):
-            if doc := search.document(lake.original_line(line)):
+            if doc := search.document(lake.original_line(line), index=self._daily):
                 yield doc
+
+    def _daily(self, day) -> str:
+        return search.daily_index(day, self.index_prefix)
 
     # ------------------------------------------------------------------ rules input
 
@@ -283,8 +308,13 @@ class BatchProcessor:
             [("service", "count"), ("warn", "sum"), ("error", "sum"), ("fatal", "sum")]).to_pylist()
         buckets = tuple(ServiceBucket(g["service"], int(g["bucket"]), g["service_count"], g["warn_sum"],
                                       g["error_sum"], g["fatal_sum"]) for g in grouped)
-        rows = parsed.select(["service", "event_ts_ns", "severity_number", "value", "exception_type",
-                              *(match_column(r) for r in self.pattern_rules)]).to_pylist()
+        # Only the few lines a rule looks at one by one (an error, an exception, a pattern
+        # hit) become Python rows: converting all of them was most of this step's time.
+        wanted = pc.or_(pc.greater_equal(severity, 17), pc.is_valid(parsed["exception_type"]))
+        for rule in self.pattern_rules:
+            wanted = pc.or_(wanted, parsed[match_column(rule)])
+        rows = parsed.filter(wanted).select(["service", "event_ts_ns", "severity_number", "value", "exception_type",
+                                             *(match_column(r) for r in self.pattern_rules)]).to_pylist()
         patterns: dict[tuple[str, str, int], list] = {}
         fingerprints: dict[tuple[str, str], list] = {}
         samples: dict[str, str] = {}
