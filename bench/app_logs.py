@@ -424,7 +424,7 @@ def main() -> None:
         os.environ["FLOWGATE_STREAMS_DIR"] = str(streams_dir)
         from flowgate.logs.stream_spec import app_logs_stream_spec
 
-        kafka.ensure_topics(cfg, topics=(kafka.Topic(topic, 2, 1, "bench"),))
+        kafka.ensure_topics(cfg, topics=(kafka.topic_like("app.logs", topic),))
         s3 = s3_client(cfg)
         s3.create_bucket(Bucket=bucket)
         spec = app_logs_stream_spec(extra_args=(

@@ -140,8 +140,7 @@ class Drill:
 def drill(stack_config):
     with stack.running(stack_config, set(SERVICES)) as cfg, pytest.MonkeyPatch.context() as mp:
         run = uuid.uuid4().hex[:8]
-        (logs,) = [t for t in kafka.TOPICS if t.name == TOPIC]
-        topic = replace(logs, name=f"{TOPIC}.faults-{run}")
+        topic = kafka.topic_like(TOPIC, f"{TOPIC}.faults-{run}")
         kafka.ensure_topics(cfg, [topic])
         mp.setenv("FLOWGATE_STREAMS_DIR", str(cfg.state_dir / "streams" / f"faults-{run}"))
         from flowgate.logs.stream_spec import app_logs_stream_spec

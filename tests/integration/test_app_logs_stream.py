@@ -36,7 +36,7 @@ def wait_for(what: str, check, timeout_s: float = 180, every_s: float = 1.0):
 def stream(running_stack, monkeypatch, tmp_path):
     run = uuid.uuid4().hex[:8]
     topic = f"app.logs.test-{run}"
-    kafka.ensure_topics(running_stack, topics=(kafka.Topic(topic, 2, 1, "test_app_logs_stream"),))
+    kafka.ensure_topics(running_stack, topics=(kafka.topic_like("app.logs", topic),))
     monkeypatch.setenv("FLOWGATE_STREAMS_DIR", str(running_stack.state_dir / "streams" / f"test-{run}"))
     from flowgate.logs.stream_spec import app_logs_stream_spec
 

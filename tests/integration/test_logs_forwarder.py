@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,8 +43,7 @@ def kafka_cfg(stack_config):
 
 
 def new_topic(cfg) -> str:
-    (logs,) = [t for t in kafka.TOPICS if t.name == TOPIC]
-    topic = replace(logs, name=f"{TOPIC}.test-{uuid.uuid4().hex[:8]}")
+    topic = kafka.topic_like(TOPIC, f"{TOPIC}.test-{uuid.uuid4().hex[:8]}")
     kafka.ensure_topics(cfg, [topic])
     return topic.name
 

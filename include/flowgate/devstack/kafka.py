@@ -48,6 +48,15 @@ TOPICS = (
 )
 
 
+def topic_like(template: str, name: str) -> Topic:
+    """A topic of a test's or a bench's own, declared as the platform's ``template`` is
+    (partitions, retention, message size): what runs on it behaves as on the real one."""
+    from dataclasses import replace
+
+    (declared,) = [t for t in TOPICS if t.name == template]
+    return replace(declared, name=name)
+
+
 def bootstrap_servers(cfg: StackConfig) -> str:
     return f"{LOOPBACK}:{cfg.ports.kafka}"
 
