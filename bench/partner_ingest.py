@@ -20,7 +20,7 @@ Last measured (globex, 1M rows, 37 MB, 2-core box, quiet: load 0.07), after the 
 left the constant week out and new marts keyed the week last: download 1.75, decrypt 0.21,
 parse 0.73, scrub 5.16, stage 1.72, GX gate 7.53, publish 7.68, end to end 24.8 s against a
 floor of 2.54 s (download 1.53 + COPY 1.01): 9.78x (the floor shrank more than the steps on
-a quiet host). Earlier, With the suite's token check as
+a quiet host). Earlier, with the suite's token check as
 hex + length (two runs): download 1.8 / 2.7 s, decrypt 0.3 / 0.5, parse 0.8 / 1.0, scrub
 5.8 / 8.4, stage 1.6 / 2.4, GX gate 7.3 / 9.0, publish 8.0 / 8.6, end to end 25.6 / 32.7 s
 against a floor of 3.2 / 4.0 s (download 1.8 / 2.1 + COPY 1.4 / 1.9): 7.95×, 8.14×. The
