@@ -92,10 +92,12 @@ def _lines_of(values: list[bytes], offsets: list[int], partition: int, rows: lis
     """(the rows' lines as stored, newline-terminated; how many went in an envelope).
 
     The usual case, every line clean, is checked on the joined bytes at once (a newline
-    count, one scan for CR, one UTF-8 check: the pieces are valid UTF-8 exactly when the
-    whole is, a newline being ASCII), not line by line in Python."""
+    count, one scan for CR, one for a line starting like an envelope, one UTF-8 check: the
+    pieces are valid UTF-8 exactly when the whole is, a newline being ASCII), not line by
+    line in Python: the same verdicts as :func:`stored_line`'s."""
     joined = b"\n".join([values[i] for i in rows])
-    if joined.count(b"\n") == len(rows) - 1 and b"\r" not in joined:
+    looks_like_envelope = joined.startswith(ENVELOPE_PREFIX) or b"\n" + ENVELOPE_PREFIX in joined
+    if joined.count(b"\n") == len(rows) - 1 and b"\r" not in joined and not looks_like_envelope:
         try:
             if not joined.isascii():
                 joined.decode("utf-8")

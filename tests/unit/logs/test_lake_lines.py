@@ -29,3 +29,17 @@ def test_a_1_mib_body_is_redacted_like_a_short_one():
     # hours for a 1 MiB body, which held the stream's batch (and its replays) for as long.
     line = "x" * (1024 * 1024) + " from john.doe@example.com"
     assert redact(line, max_chars=10**7).endswith(" from [EMAIL]")
+
+
+@pytest.mark.parametrize("position", [0, 1])
+def test_an_envelope_look_alike_in_an_otherwise_clean_batch_comes_back_as_received(position):
+    import gzip
+
+    from flowgate.logs.lake import batch_objects
+
+    look_alike = b'{"flowgate_malformed":"a service wrote this","value_base64":"bm90IG1l"}'
+    values = [b'{"body":"ok 1"}', b'{"body":"ok 2"}']
+    values.insert(position, look_alike)
+    (obj,) = batch_objects(1, [0] * 3, [0, 1, 2], [0, 0, 0], values)
+    stored = gzip.decompress(obj.body).split(b"\n")[:-1]
+    assert [original_line(line) for line in stored] == values and obj.malformed == 1
