@@ -30,6 +30,9 @@ import tenacity
 ALERTMANAGER_CONN_ID = "alertmanager"
 ALERTS_PATH = "/api/v2/alerts"
 SEVERITIES = ("critical", "warning", "info")
+# The labels every platform alert has (and Alertmanager groups by); others are extra_labels.
+CORE_LABELS = ("alertname", "rule", "service", "severity", "env")
+ANNOTATIONS = ("summary", "sample", "runbook_url", "opensearch_url")
 # Slack shows a few lines; a log line can be 1 MB. The sample is a hint, not evidence.
 MAX_SAMPLE_CHARS = 500
 
@@ -66,6 +69,21 @@ class Alert:
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware (Alertmanager reads RFC 3339 with an offset)")
 
+    @classmethod
+    def of(cls, labels: Mapping[str, str], annotations: Mapping[str, str], *, starts_at: datetime | None = None,
+           ends_at: datetime | None = None, generator_url: str = "") -> Alert:
+        """An alert from its labels and annotations (what Alertmanager and a rule engine speak)."""
+        return cls(**{k: labels[k] for k in CORE_LABELS}, **{k: annotations.get(k, "") for k in ANNOTATIONS},
+                   starts_at=starts_at, ends_at=ends_at, generator_url=generator_url,
+                   extra_labels={k: v for k, v in labels.items() if k not in CORE_LABELS})
+
+    @classmethod
+    def from_api(cls, body: Mapping) -> Alert:
+        """The alert a postableAlert (:meth:`to_api`) describes."""
+        moment = lambda key: datetime.fromisoformat(body[key]) if body.get(key) else None  # noqa: E731
+        return cls.of(body["labels"], body.get("annotations", {}), starts_at=moment("startsAt"),
+                      ends_at=moment("endsAt"), generator_url=body.get("generatorURL", ""))
+
     @property
     def labels(self) -> dict[str, str]:
         return {**self.extra_labels, "alertname": self.alertname, "rule": self.rule, "service": self.service,
@@ -81,8 +99,7 @@ class Alert:
 
     def to_api(self) -> dict:
         """The v2 API's postableAlert."""
-        annotations = {"summary": self.summary, "sample": self.sample[:MAX_SAMPLE_CHARS],
-                       "runbook_url": self.runbook_url, "opensearch_url": self.opensearch_url}
+        annotations = {k: getattr(self, k) for k in ANNOTATIONS} | {"sample": self.sample[:MAX_SAMPLE_CHARS]}
         body: dict = {"labels": self.labels, "annotations": {k: v for k, v in annotations.items() if v}}
         if self.starts_at:
             body["startsAt"] = self.starts_at.isoformat()

@@ -35,6 +35,8 @@ from urllib.parse import quote
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowgate.logs.search import INDEX_PREFIX
+
 # OpenTelemetry severity numbers: 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL.
 SEVERITY_FLOOR = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 ERROR = SEVERITY_FLOOR["ERROR"]
@@ -204,7 +206,7 @@ def _iso(ts: float) -> str:
 class RuleEngine:
     rules: RuleSet
     opensearch_url: str = "http://127.0.0.1:9200"
-    index_prefix: str = "app-logs"
+    index_prefix: str = INDEX_PREFIX
     # state: counts, fingerprints, times — everything snapshot() saves
     now: float | None = None  # newest event time seen
     first_ts: float | None = None  # event time the engine first saw a line (fingerprint learning)

@@ -100,26 +100,11 @@ def _identity(body: dict) -> str:
 
 
 def alert_of(state, ended: bool = False) -> Alert:
-    labels = state.labels
     starts = datetime.fromtimestamp(state.starts_at, UTC)
     # startsAt is event time, endsAt the wall clock: a host writing ahead of it would give an
     # end before the start, which Alertmanager refuses (400) and the resolution would be lost.
     ends = max(datetime.now(UTC), starts + timedelta(seconds=1)) if ended else None
-    return Alert(
-        alertname=labels["alertname"], rule=labels["rule"], service=labels["service"], severity=labels["severity"],
-        env=labels["env"], summary=state.annotations["summary"], sample=state.annotations["sample"],
-        runbook_url=state.annotations["runbook_url"], opensearch_url=state.annotations["opensearch_url"],
-        starts_at=starts, ends_at=ends,
-        extra_labels={k: v for k, v in labels.items() if k not in ("alertname", "rule", "service", "severity", "env")})
-
-
-def _alert_from_api(body: dict) -> Alert:
-    labels, notes = dict(body["labels"]), body.get("annotations", {})
-    core = {k: labels.pop(k) for k in ("alertname", "rule", "service", "severity", "env")}
-    moment = lambda key: datetime.fromisoformat(body[key]) if body.get(key) else None  # noqa: E731
-    return Alert(**core, summary=notes.get("summary", ""), sample=notes.get("sample", ""),
-                 runbook_url=notes.get("runbook_url", ""), opensearch_url=notes.get("opensearch_url", ""),
-                 starts_at=moment("startsAt"), ends_at=moment("endsAt"), extra_labels=labels)
+    return Alert.of(state.labels, state.annotations, starts_at=starts, ends_at=ends)
 
 
 class StateStore:
@@ -329,14 +314,13 @@ class BatchProcessor:
                 seen[0] = max(seen[0], row["event_ts_ns"] / 1e9)
             if row["severity_number"] >= 17 and row["service"] not in samples:
                 samples[row["service"]] = row["value"]
-        text = sample_line
         return BatchSummary(
             buckets=buckets,
-            patterns=tuple(PatternHit(r, s, b, n, text(v)) for (r, s, b), (n, v) in patterns.items()),
-            fingerprints=tuple(FingerprintSeen(s, f, t, text(v)) for (s, f), (t, v) in fingerprints.items()),
-            error_samples=tuple((s, text(v)) for s, v in samples.items()),
+            patterns=tuple(PatternHit(r, s, b, n, sample_line(v)) for (r, s, b), (n, v) in patterns.items()),
+            fingerprints=tuple(FingerprintSeen(s, f, t, sample_line(v)) for (s, f), (t, v) in fingerprints.items()),
+            error_samples=tuple((s, sample_line(v)) for s, v in samples.items()),
             max_event_ts=pc.max(seconds).as_py(),
-            partition_max_ts=tuple((g["partition"], g["ts_max"] / 1) for g in newest))
+            partition_max_ts=tuple((g["partition"], float(g["ts_max"])) for g in newest))
 
     # ------------------------------------------------------------------ alerts out
 
@@ -364,7 +348,7 @@ class BatchProcessor:
             self.pending.alerts = deferred
             return
         try:
-            self.alerts.post([_alert_from_api(body) for body in outgoing])
+            self.alerts.post([Alert.from_api(body) for body in outgoing])
         except AlertsRejected as exc:  # a bug on our side: say so loudly, do not retry forever
             print(f"app_logs: Alertmanager rejected alerts: {exc}", flush=True)
             self.pending.alerts = deferred

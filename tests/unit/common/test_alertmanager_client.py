@@ -82,3 +82,15 @@ def test_undelivered_resolutions_stay_resolutions():
             client.resolve([_alert()])
     (pending,) = caught.value.alerts
     assert pending.ends_at is not None, "re-posting must resolve, not fire again"
+
+
+def test_an_alert_read_back_from_its_api_body_is_the_same_alert():
+    from datetime import UTC, datetime
+
+    from flowgate.common.alertmanager import Alert
+
+    alert = Alert(alertname="A", rule="threshold", service="s", severity="warning", env="e", summary="sum",
+                  sample="x", runbook_url="r", opensearch_url="o", starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+                  ends_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC), generator_url="g", extra_labels={"fingerprint": "F"})
+    assert Alert.from_api(alert.to_api()) == alert
+    assert Alert.of(alert.labels, alert.to_api()["annotations"]).extra_labels == {"fingerprint": "F"}
