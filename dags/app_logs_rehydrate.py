@@ -41,11 +41,11 @@ def app_logs_rehydrate():
     def rehydrate_window(params=None):
         from dataclasses import asdict
 
-        from flowgate.logs.housekeeping import lake_client
+        from flowgate.common.connections import s3_client
         from flowgate.logs.rehydrate import rehydrate
         from flowgate.logs.search import SearchClient
 
-        result = rehydrate(lake_client(), SearchClient.from_connection(), params["service"], params["start"],
+        result = rehydrate(s3_client(), SearchClient.from_connection(), params["service"], params["start"],
                            params["end"])
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(result).items()}
 

@@ -25,6 +25,13 @@ def kafka_bootstrap(conn_id: str) -> str:
     return BaseHook.get_connection(conn_id).extra_dejson["bootstrap.servers"]
 
 
+def s3_client(conn_id: str = "lake_s3"):
+    """A boto3 S3 client for an AWS connection (its endpoint and keys come with it)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
 def http_base_url(conn_id: str) -> str:
     """``scheme://host:port`` of an HTTP connection (our own services)."""
     from airflow.sdk import BaseHook

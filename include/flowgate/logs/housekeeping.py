@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flowgate.common.connections import s3_client
 from flowgate.logs import lake, search
 from flowgate.logs.ttl import load_ttl
 
-LAKE_CONN_ID = "lake_s3"
 COMPACTION_LATENESS = timedelta(minutes=15)  # an hour is closed this long after it ends
-
-
-def lake_client(conn_id: str = LAKE_CONN_ID):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
 def apply_retention(now: datetime, s3=None, search_client: search.SearchClient | None = None) -> dict:
     """Set the lake's lifecycle rule, delete what is past the TTL (lake and indices)."""
     ttl = load_ttl()
-    s3 = s3 or lake_client()
+    s3 = s3 or s3_client()
     lake.apply_lifecycle(s3, ttl.lake.days)
     deleted = lake.delete_expired(s3, ttl.lake.days, now=lambda: now)
     client = search_client or search.SearchClient.from_connection()
@@ -35,7 +29,7 @@ def apply_retention(now: datetime, s3=None, search_client: search.SearchClient |
 
 def compact_closed_hours(now: datetime, s3=None) -> list[dict]:
     """Compact every hour of the lake no batch writes to any more."""
-    s3 = s3 or lake_client()
+    s3 = s3 or s3_client()
     done = []
     for day, hour in lake.closed_hours(s3, now, COMPACTION_LATENESS):
         result = lake.compact_hour(s3, day, hour)

@@ -198,9 +198,8 @@ def unquarantine(
     if row is None or row[1] != "quarantined" or not row[2]:
         typer.secho(f"error: ledger entry {ledger_id} of {partner} is not a quarantined file", fg="red", err=True)
         raise typer.Exit(1)
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from flowgate.common.connections import s3_client
 
-    s3 = S3Hook(aws_conn_id="lake_s3").get_conn()
-    restore_file(s3, row[2], row[0], load_keys(partner, contract.keys_conn_id), out)
+    restore_file(s3_client("lake_s3"), row[2], row[0], load_keys(partner, contract.keys_conn_id), out)
     out.chmod(0o600)
     typer.echo(f"restored {row[0]} to {out} (mode 0600; it holds the partner's PII: delete it when done)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 
+from flowgate.common.connections import s3_client
 from flowgate.common.evidence import evidence_dir
 from flowgate.common.files import sha256_of_file
 from flowgate.common.publish import (
@@ -121,12 +122,6 @@ def download(run: PartnerRun, target: Path) -> ledger.ReceivedFile:
                                target.stat().st_size)
 
 
-def _s3_client(run: PartnerRun):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=run.lake_conn_id).get_conn()
-
-
 def quarantine(run: PartnerRun, conn: psycopg.Connection, entry_id: int, received: ledger.ReceivedFile,
                raw_file: Path | None, rejected: FileRejected, workdir: Path, rows_received: int | None = None):
     """Keep the file sealed and its report, mark the ledger, and stop the run."""
@@ -134,7 +129,7 @@ def quarantine(run: PartnerRun, conn: psycopg.Connection, entry_id: int, receive
         partner=run.contract.partner, file_name=received.file_name, week=str(run.week), sha256=received.sha256,
         size_bytes=received.size_bytes, reason=rejected.reason, detail=rejected.detail, checks=rejected.checks,
         run_id=run.run_id, rows_received=rows_received, contract_sha256=run.contract.sha256)
-    uri = quarantine_file(_s3_client(run), report, raw_file, run.keys, run.evidence, workdir)
+    uri = quarantine_file(s3_client(run.lake_conn_id), report, raw_file, run.keys, run.evidence, workdir)
     ledger.mark_quarantined(conn, entry_id, rejected.reason, uri, rows_received)
     tables.drop_stage(conn, run.stage_table)
     raise FileQuarantined(f"partner {run.contract.partner}: {received.file_name} ({run.week}) quarantined, "
