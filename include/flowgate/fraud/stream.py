@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flowgate.common import connections
 from flowgate.common.spark import kafka_connector_jars, spark_job
-from flowgate.common.stream_supervisor import HealthBudget, StreamSpec, streams_root
+from flowgate.common.stream_supervisor import HealthBudget, StreamSpec, stream_conf, streams_root
 
 STREAM_NAME = "fraud_detection"
 KAFKA_CONN_ID = "kafka_default"
@@ -40,22 +40,12 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
         state_dir=state,
         master=connections.spark_master(SPARK_CONN_ID),
         jars=kafka_connector_jars(),
-        # A micro-batch's work is small; fewer threads means less scheduling overhead.
-        conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+        conf={**stream_conf(state),
               # C1 only: the driver plans and runs a small batch every ~100 ms, and C2 kept
               # compiling Spark's planner for minutes (0.5 of our 2 cores at first, still
               # 0.1 after 10 minutes). C1 is done in ~2.5 minutes. Once warm, C2's code
               # takes ~30% less JVM CPU, but p99 was no better (drills at 1,000 tx/s).
               "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
-              # The checkpoint's offset and commit files through Hadoop's FileSystem API on
-              # the plain local filesystem. The default (FileContext) API, without Hadoop's
-              # native library, forks `chmod` and three `readlink`s for each file it writes:
-              # ~40 processes a second, WAL + commit 55 → 16 ms a batch. The checksummed
-              # local filesystem would write a .crc beside each file. The manager applies
-              # to any scheme: on a local disk or HDFS a rename is atomic through either API.
-              "spark.sql.streaming.checkpointFileManagerClass":
-                  "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
-              "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
               # A batch is a few hundred rows read from Kafka and handed to Python: generating
               # and compiling Java for it (per task, for the Kafka reader's projection) costs
               # more than interpreting it (collect: ~10 ms less a batch).
@@ -66,9 +56,6 @@ def fraud_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | Non
               # them: two executions a batch made that a steady 0.03 core (element-tracking
               # thread) once the stream had run for two minutes. 50 is 0.01.
               "spark.sql.ui.retainedExecutions": "50", "spark.ui.retainedJobs": "50",
-              "spark.ui.retainedStages": "50",
-              # Shuffle and spill files hold rows: keep them with the stream's state, on
-              # the disk the PAN scan covers, not in a shared /tmp.
-              "spark.local.dir": str(state / "spark-local")},
+              "spark.ui.retainedStages": "50"},
         env={STORE_DSN_ENV: connections.postgres_dsn(STORE_CONN_ID)},
     )

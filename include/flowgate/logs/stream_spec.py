@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flowgate.common import connections
 from flowgate.common.spark import kafka_connector_jars, spark_job
-from flowgate.common.stream_supervisor import HealthBudget, StreamSpec, streams_root
+from flowgate.common.stream_supervisor import HealthBudget, StreamSpec, stream_conf, streams_root
 
 STREAM_NAME = "app_logs"
 KAFKA_CONN_ID = "kafka_default"
@@ -52,14 +52,6 @@ def app_logs_stream_spec(*, extra_args: tuple[str, ...] = (), state_dir: Path | 
         state_dir=state,
         master=connections.spark_master(SPARK_CONN_ID),
         jars=kafka_connector_jars(),
-        conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
-              # The checkpoint through the plain local filesystem, as the fraud stream does
-              # (no forked chmod/readlink per file, no .crc beside each one).
-              "spark.sql.streaming.checkpointFileManagerClass":
-                  "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
-              "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
-              "spark.driver.memory": "2g",
-              # Shuffle and spill files hold log lines: keep them with the stream's state.
-              "spark.local.dir": str(state / "spark-local")},
+        conf={**stream_conf(state), "spark.driver.memory": "2g"},
         env=lake_environment(),
     )
