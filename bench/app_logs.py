@@ -378,14 +378,12 @@ def spike_recovery(forwarder, background, rec: HeartbeatRecorder, lines: int) ->
 
 
 def delete_bucket(s3, bucket: str) -> int:
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-            deleted += len(keys)
+    from flowgate.logs import lake
+
+    keys = lake.list_keys(s3, "", bucket)
+    lake.delete_keys(s3, keys, bucket)
     s3.delete_bucket(Bucket=bucket)
-    return deleted
+    return len(keys)
 
 
 def delete_topic(bootstrap: str, topic: str) -> None:

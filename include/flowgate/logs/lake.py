@@ -195,13 +195,12 @@ def compact_hour(s3, day: date, hour: int, bucket: str = LAKE_BUCKET,
     outputs: list[str] = []
     lines_in = lines_out = 0
     with tempfile.TemporaryDirectory(prefix="flowgate-compact-") as tmp:
-        chunk, chunk_lines = None, 0
+        chunk = None
         for key in inputs:
             if chunk is None:
-                chunk, chunk_lines = open(Path(tmp) / f"{len(outputs):03d}", "wb"), 0  # noqa: SIM115 - closed below
+                chunk = open(Path(tmp) / f"{len(outputs):03d}", "wb")  # noqa: SIM115 - closed in _put_compacted
             data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            n = gzip.decompress(data).count(b"\n")
-            lines_in, chunk_lines = lines_in + n, chunk_lines + n
+            lines_in += gzip.decompress(data).count(b"\n")
             chunk.write(data)
             if chunk.tell() >= target_bytes:
                 outputs.append(_put_compacted(s3, bucket, prefix, run, len(outputs), chunk))
@@ -240,10 +239,15 @@ def _finish_interrupted(s3, prefix: str, bucket: str) -> None:
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read())
     except s3.exceptions.NoSuchKey:
         return
-    for start in range(0, len(manifest["inputs"]), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in manifest["inputs"][start:start + 1000]],
-                                                 "Quiet": True})
+    delete_keys(s3, manifest["inputs"], bucket)
     s3.delete_object(Bucket=bucket, Key=prefix + MANIFEST)
+
+
+def delete_keys(s3, keys: list[str], bucket: str = LAKE_BUCKET) -> None:
+    """Delete ``keys``, a thousand a request (the S3 API's most)."""
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                                                 "Quiet": True})
 
 
 def closed_hours(s3, now: datetime, lateness: timedelta, bucket: str = LAKE_BUCKET) -> list[tuple[date, int]]:
@@ -282,7 +286,5 @@ def expired_keys(s3, days: int, now: Callable[[], datetime], bucket: str = LAKE_
 def delete_expired(s3, days: int, now: Callable[[], datetime], bucket: str = LAKE_BUCKET) -> list[str]:
     """The retention janitor: moto stores lifecycle rules but never expires anything."""
     keys = expired_keys(s3, days, now, bucket)
-    for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                                                 "Quiet": True})
+    delete_keys(s3, keys, bucket)
     return keys

@@ -182,12 +182,14 @@ class SearchClient:
     def refresh(self, index: str) -> None:
         self._request("POST", f"/{index}/_refresh").raise_for_status()
 
-    def indices(self, pattern: str = f"{INDEX_PREFIX}-*") -> list[str]:
-        response = self._request("GET", f"/_cat/indices/{pattern}", params={"format": "json", "h": "index"})
+    def _cat_indices(self, pattern: str, columns: str) -> list[dict]:
+        response = self._request("GET", f"/_cat/indices/{pattern}", params={"format": "json", "h": columns})
         if response.status_code == 404:
             return []
-        response.raise_for_status()
-        return sorted(row["index"] for row in response.json())
+        return response.raise_for_status().json()
+
+    def indices(self, pattern: str = f"{INDEX_PREFIX}-*") -> list[str]:
+        return sorted(row["index"] for row in self._cat_indices(pattern, "index"))
 
     def delete_index(self, index: str) -> None:
         response = self._request("DELETE", f"/{index}")
@@ -198,11 +200,8 @@ class SearchClient:
         """Indices past the TTL, deleted: a daily index by its day, a rehydrated one by
         the day it was created (its window may be older than the TTL on purpose)."""
         cutoff = now().astimezone(UTC).date() - timedelta(days=days)
-        response = self._request("GET", f"/_cat/indices/{INDEX_PREFIX}-*",
-                                 params={"format": "json", "h": "index,creation.date"})
-        rows = [] if response.status_code == 404 else response.raise_for_status().json()
         old = []
-        for row in rows:
+        for row in self._cat_indices(f"{INDEX_PREFIX}-*", "index,creation.date"):
             name = row["index"]
             if name.startswith(REHYDRATED_PREFIX):
                 day = datetime.fromtimestamp(int(row["creation.date"]) / 1000, UTC).date()
