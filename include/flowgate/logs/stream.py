@@ -100,10 +100,13 @@ def _identity(body: dict) -> str:
 
 
 def alert_of(state, ended: bool = False) -> Alert:
-    starts = datetime.fromtimestamp(state.starts_at, UTC)
-    # startsAt is event time, endsAt the wall clock: a host writing ahead of it would give an
-    # end before the start, which Alertmanager refuses (400) and the resolution would be lost.
-    ends = max(datetime.now(UTC), starts + timedelta(seconds=1)) if ended else None
+    # startsAt is event time, endsAt the wall clock. A host whose clock runs ahead would give
+    # a start in the future: an end before it Alertmanager refuses (400), an end after it
+    # keeps the alert firing there until then, so the resolution reaches on-call late. No
+    # alert starts later than now.
+    now = datetime.now(UTC)
+    starts = min(datetime.fromtimestamp(state.starts_at, UTC), now)
+    ends = max(now, starts + timedelta(seconds=1)) if ended else None
     return Alert.of(state.labels, state.annotations, starts_at=starts, ends_at=ends)
 
 
