@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from flowgate.logs.rules import AlertState
 from flowgate.logs.stream import alert_of
 
-LABELS = {"alertname": "ErrorBurst", "service": "ledger", "env": "test"}
+LABELS = {"alertname": "ErrorBurst", "rule": "error_burst", "service": "ledger", "env": "test", "severity": "critical"}
 
 
 def state(starts_at: float) -> AlertState:
