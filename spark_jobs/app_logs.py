@@ -1,11 +1,12 @@
 """Application-log stream: app.logs → raw lake + OpenSearch + alert rules → Alertmanager.
 
 Spark reads the topic in bounded micro-batches (``maxOffsetsPerTrigger``: a spike waits in
-Kafka, not in memory) and checkpoints the offsets. Per batch it parses only what the rules
-need (service, severity, event time, exception type, one flag per pattern rule) and hands
-the batch to ``flowgate.logs.stream.BatchProcessor`` on the driver as Arrow: the raw lines
-go to the lake as received, WARN+ lines to OpenSearch, the counts to the event-time rule
-engine, and the alerts to Alertmanager. After a crash Spark replays the uncommitted batch
+Kafka, not in memory) and checkpoints the offsets. Per batch it hands Kafka's coordinates
+and the raw bytes to ``flowgate.logs.stream.BatchProcessor`` on the driver as Arrow, which
+parses only what the rules need (``flowgate.logs.fields``: cheaper there than Spark's
+``from_json`` into maps plus shipping its result): the raw lines go to the lake as
+received, WARN+ lines to OpenSearch behind it, the counts to the event-time rule engine,
+and the alerts to Alertmanager. After a crash Spark replays the uncommitted batch
 with the same id and offsets: it rewrites the same lake objects, re-indexes the same
 documents, and is evaluated from the rule state saved before it.
 
@@ -35,17 +36,12 @@ from pyspark.sql.streaming import DataStreamWriter
 from flowgate.common.alertmanager import AlertmanagerClient
 from flowgate.common.spark_listener import HeartbeatListener
 from flowgate.logs import TOPIC, search
-from flowgate.logs.lake import LAKE_BUCKET
+from flowgate.logs.lake import LAKE_BUCKET, query_tag
 from flowgate.logs.rules import load_rules
-from flowgate.logs.stream import BatchProcessor, StateStore, match_column
+from flowgate.logs.stream import BatchProcessor, StateStore
 
 STREAM_NAME = "app_logs"
 LAKE_ENDPOINT_ENV = "FLOWGATE_LAKE_ENDPOINT"
-
-# The fields the rules read; the rest of a line stays unparsed (ELT). A map of strings
-# takes any attribute value (Spark's JSON reader keeps a number's text).
-RECORD_SCHEMA = ("timestamp LONG, severity_number INT, body STRING, "
-                 "resource MAP<STRING, STRING>, attributes MAP<STRING, STRING>")
 
 
 @dataclass(frozen=True)
@@ -102,25 +98,16 @@ def kafka_lines(spark: SparkSession, cfg: JobConfig) -> DataFrame:
     )
 
 
-def parsed(lines: DataFrame, pattern_rules) -> DataFrame:
-    """Kafka's coordinates, the raw bytes, and the few parsed fields (null if not a record)."""
-    record = F.from_json(F.col("value").cast("string"), RECORD_SCHEMA)
-    return lines.select(
-        "partition", "offset", F.unix_millis("timestamp").alias("kafka_ts_ms"), "value",
-        record["resource"]["service.name"].alias("service"),
-        record["severity_number"].alias("severity_number"),
-        record["timestamp"].alias("event_ts_ns"),
-        record["attributes"]["exception.type"].alias("exception_type"),
-        *(F.coalesce(record["body"].rlike(rule.regex), F.lit(False)).alias(match_column(rule.name))
-          for rule in pattern_rules),
-    )
+def raw(lines: DataFrame) -> DataFrame:
+    """Kafka's coordinates and the raw bytes (``flowgate.logs.fields.RAW_COLUMNS``)."""
+    return lines.select("partition", "offset", F.unix_millis("timestamp").alias("kafka_ts_ms"), "value")
 
 
 def build_pipeline(lines: DataFrame, processor: BatchProcessor, cfg: JobConfig, on_batch) -> DataStreamWriter:
-    pattern_rules = processor.rules.of_kind("pattern")
-
     def process_batch(batch: DataFrame, batch_id: int) -> None:
-        processor.process(batch_id, parsed(batch, pattern_rules).toArrow())
+        processor.query = processor.query or query_tag(
+            next(str(q.id) for q in batch.sparkSession.streams.active if q.name == STREAM_NAME))
+        processor.process(batch_id, raw(batch).toArrow())
         on_batch()
 
     return (
@@ -177,6 +164,7 @@ def main(argv: list[str]) -> int:
     spark = spark_session()
     spark.sparkContext.setLogLevel("WARN")
     heartbeat = HeartbeatListener(STREAM_NAME, cfg.heartbeat, lambda: vars(processor.totals))
+    processor.on_progress = heartbeat.refresh_app
     spark.streams.addListener(heartbeat)
     gc.freeze()
     query = build_pipeline(kafka_lines(spark, cfg), processor, cfg, heartbeat.refresh_app).start()

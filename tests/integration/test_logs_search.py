@@ -106,3 +106,22 @@ def test_an_alerts_search_link_finds_the_services_lines(client):
 def test_an_unreachable_node_raises_search_unavailable():
     with pytest.raises(search.SearchUnavailable, match="unreachable"):
         search.SearchClient("http://127.0.0.1:9", timeout_s=1).bulk(documents())
+
+
+def test_a_document_spliced_from_the_parsed_line_is_the_one_the_json_way_builds(client):
+    """The job's fast way for a WARN+ line (``parsed_document``: our keys spliced into the
+    line's bytes) gives the same id, index and source as :func:`search.document`, and the
+    node takes it."""
+    warn = {i: raw for i, raw in enumerate(LINES[:4]) if json.loads(raw)["severity_number"] >= search.MIN_SEVERITY}
+    spliced = [search.parsed_document(raw, f"0-{i}", json.loads(raw)["timestamp"]) for i, raw in warn.items()]
+    for doc, (i, raw) in zip(spliced, warn.items(), strict=True):
+        parsed = search.document(raw, f"0-{i}")
+        assert isinstance(doc.source, bytes)
+        assert (doc.index, doc.id, json.loads(doc.source)) == (parsed.index, parsed.id, parsed.source)
+    # A line the splice cannot take goes the JSON way: too long, or holding one of our keys.
+    huge = line(9, "statements", 17, "x" * 1_048_576)
+    assert search.parsed_document(huge, "0-9", json.loads(huge)["timestamp"]).source["body_truncated"]
+    ours = LINES[0].replace(b'"body"', b'"kafka": "theirs", "body"')
+    assert search.parsed_document(ours, "0-5", json.loads(ours)["timestamp"]).source["kafka"] == "0-5"
+    assert client.bulk(spliced, refresh=True) == search.BulkResult(3, 0)
+    assert [d["kafka"] for d in client.search(INDEX, {"term": {"resource.service.name": "ledger"}})] == ["0-2", "0-3"]

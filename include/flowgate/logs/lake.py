@@ -11,9 +11,12 @@ the line): every line has one, malformed or not, and an hour stops growing once 
 past, which is what lets the hourly compaction close it. Event-time reads (rehydrate)
 read the hours around their window and filter.
 
-Object names come from the micro-batch: ``b<batch>-p<partition>-o<first offset>.jsonl.gz``.
+Object names come from the micro-batch: ``q<query>-b<batch>-p<partition>-o<first offset>.jsonl.gz``.
 Spark replays a failed batch with the same id and the same offsets, so a replay rewrites
-the same objects rather than adding copies. Each object is one PUT: a reader outside Spark
+the same objects rather than adding copies. ``<query>`` is the streaming query's id, which
+its checkpoint keeps (:func:`query_tag`): a new checkpoint, or another stream writing to
+the bucket, starts again at batch 0 and, on a new topic, at offset 0, and without it would
+overwrite the objects an earlier one wrote. Each object is one PUT: a reader outside Spark
 sees a whole object or none (no partial files).
 
 The hourly compaction merges an hour's batch objects into objects of about
@@ -42,7 +45,7 @@ PREFIX = "raw/app_logs"
 COMPACT_TARGET_BYTES = 128 * 1024 * 1024  # compressed bytes per compacted object
 MANIFEST = "_compaction.json"
 
-_BATCH_OBJECT = re.compile(r"/b(?P<batch>\d+)-p(?P<partition>\d+)-o(?P<offset>\d+)\.jsonl\.gz$")
+_BATCH_OBJECT = re.compile(r"/(?:q[0-9a-f]+-)?b(?P<batch>\d+)-p(?P<partition>\d+)-o(?P<offset>\d+)\.jsonl\.gz$")
 _HOUR_PREFIX = re.compile(rf"^{PREFIX}/dt=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/hour=(?P<hour>\d{{2}})/")
 
 
@@ -108,8 +111,14 @@ def _lines_of(values: list[bytes], offsets: list[int], partition: int, rows: lis
     return b"".join(line + b"\n" for line, _ in stored), sum(wrapped for _, wrapped in stored)
 
 
+def query_tag(query_id: str) -> str:
+    """A streaming query's id, short, for object names (the id lives in the query's
+    checkpoint: the same across restarts and replays, a new one for a new checkpoint)."""
+    return query_id.replace("-", "")[:8]
+
+
 def batch_objects(batch_id: int, partitions: list[int], offsets: list[int], timestamps_ms: list[int],
-                  values: list[bytes], level: int = 6) -> list[LakeObject]:
+                  values: list[bytes], level: int = 6, query: str = "") -> list[LakeObject]:
     """One object per Kafka partition and arrival hour of a micro-batch, lines in offset order.
 
     The objects are compressed on threads, one each (zlib lets go of the GIL): a batch's
@@ -123,7 +132,8 @@ def batch_objects(batch_id: int, partitions: list[int], offsets: list[int], time
         rows.sort(key=offsets.__getitem__)
         arrived = datetime.fromtimestamp(hour * 3600, UTC)
         lines, wrapped = _lines_of(values, offsets, partition, rows)
-        return LakeObject(f"{hour_prefix(arrived.date(), arrived.hour)}b{batch_id:012d}-p{partition}"
+        return LakeObject(f"{hour_prefix(arrived.date(), arrived.hour)}{f'q{query}-' if query else ''}"
+                          f"b{batch_id:012d}-p{partition}"
                           f"-o{offsets[rows[0]]}.jsonl.gz", gzip.compress(lines, compresslevel=level, mtime=0),
                           len(rows), wrapped)
 

@@ -1,12 +1,14 @@
 """One micro-batch of ``app.logs``, on the driver: lake, search, rules, alerts, state.
 
-``spark_jobs/app_logs.py`` reads the topic (bounded per trigger), lets Spark parse the few
-fields the rules need, and hands the batch over as an Arrow table (:data:`BATCH_COLUMNS`).
+``spark_jobs/app_logs.py`` reads the topic (bounded per trigger) and hands the batch over
+as an Arrow table of Kafka's coordinates and raw bytes (:data:`fields.RAW_COLUMNS`).
 :class:`BatchProcessor` then, in this order:
 
+0. **parse** — the few fields the rules need (``flowgate.logs.fields``);
 1. **lake** — every line, as received, into its batch objects (a replay rewrites them);
-2. **search** — WARN+ lines into the daily index; when OpenSearch is down the batch's
-   lake objects are remembered and indexed from the lake once it answers again;
+2. **search** — WARN+ lines handed to the indexer's thread (``flowgate.logs.indexing``),
+   which indexes them into the daily index behind the lake; what it has not confirmed is
+   pending by lake object key, saved with the state, and indexed from the lake later;
 3. **rules** — the batch's counts into the event-time engine, then an evaluation;
 4. **alerts** — firing alerts posted to Alertmanager (new ones at once, all of them every
    ``repost_s``), resolved ones once; what Alertmanager did not take stays pending. A
@@ -16,9 +18,9 @@ fields the rules need, and hands the batch over as an Arrow table (:data:`BATCH_
    outage, or within two quick batches, would otherwise never reach on-call;
 5. **state** — the engine and what is pending, saved under the batch id.
 
-What is pending is also retried between batches (:meth:`BatchProcessor.retry_pending`,
-from a timer thread of the job): catching up after an outage must not wait for the next
-line to arrive.
+Alerts pending are also retried between batches (:meth:`BatchProcessor.retry_pending`,
+from a timer thread of the job), and the indexer retries on its own: catching up after an
+outage must not wait for the next line to arrive.
 
 A lost alert is the one thing the flow may not do, so the lake write is the only step
 that fails the batch (Spark then replays it); search and alert outages are absorbed and
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +42,8 @@ from pathlib import Path
 
 from flowgate.common.alertmanager import Alert, AlertmanagerClient, AlertsNotDelivered, AlertsRejected
 from flowgate.logs import lake, search
+from flowgate.logs.fields import RAW_COLUMNS, append_fields, match_column, parse_fields
+from flowgate.logs.indexing import Indexer, IndexWork
 from flowgate.logs.redact import sample_line
 from flowgate.logs.rules import (
     BatchSummary,
@@ -50,16 +55,8 @@ from flowgate.logs.rules import (
     Transitions,
 )
 
-# What Spark hands over per line: Kafka's coordinates, the raw bytes, and the parsed
-# fields (null when the line is not a log record). One ``match_<rule>`` boolean per pattern rule.
-BATCH_COLUMNS = ("partition", "offset", "kafka_ts_ms", "value", "service", "severity_number", "event_ts_ns",
-                 "exception_type")
 SNAPSHOTS_KEPT = 5
-STAGES = ("arrow", "lake", "index", "rules", "alerts", "state")
-
-
-def match_column(rule_name: str) -> str:
-    return f"match_{rule_name}"
+STAGES = ("arrow", "parse", "lake", "index", "rules", "alerts", "state")
 
 
 @dataclass
@@ -73,7 +70,8 @@ class Totals:
     lake_objects: int = 0
     indexed: int = 0
     index_rejected: int = 0  # refused by OpenSearch for themselves (kept in the lake)
-    index_pending_batches: int = 0
+    index_pending_batches: int = 0  # lake objects the indexer has not confirmed yet
+    index_busy_s: float = 0.0  # the indexer thread's time in building and sending bulks
     alerts_started: int = 0
     alerts_resolved: int = 0
     alerts_pending: int = 0
@@ -89,7 +87,7 @@ class Totals:
 class PendingWork:
     """What a batch could not finish and a later one will: saved with the state."""
 
-    index_keys: list[str] = field(default_factory=list)  # lake objects still to index
+    index_keys: list[str] = field(default_factory=list)  # lake objects still to index (the indexer's)
     alerts: list[dict] = field(default_factory=list)  # Alertmanager postable alerts not yet taken
     notified: dict[str, float] = field(default_factory=dict)  # alert identity -> when AM took it firing
 
@@ -138,17 +136,21 @@ class StateStore:
 class BatchProcessor:
     def __init__(self, rules: RuleSet, s3, search_client: search.SearchClient, alerts: AlertmanagerClient,
                  state: StateStore, bucket: str = lake.LAKE_BUCKET, clock: Callable[[], float] = time.time,
-                 gzip_level: int = 3, index_prefix: str = search.INDEX_PREFIX):
+                 gzip_level: int = 3, index_prefix: str = search.INDEX_PREFIX,
+                 on_progress: Callable[[], None] = lambda: None, query: str = ""):
         self.rules, self.s3, self.search, self.alerts, self.state = rules, s3, search_client, alerts, state
         self.bucket, self.clock, self.gzip_level, self.index_prefix = bucket, clock, gzip_level, index_prefix
+        self.on_progress = on_progress  # the heartbeat shows what a thread did between batches
+        self.query = query  # the streaming query's tag in the lake's object names (lake.query_tag)
         self.engine: RuleEngine | None = None
         self.pending = PendingWork()
         self.last_post = 0.0
         self.totals = Totals()
-        self.pattern_rules = [r.name for r in rules.of_kind("pattern")]
-        self.template_set = False  # the index template, set once OpenSearch first answers
+        self.patterns = [(r.name, re.compile(r.regex)) for r in rules.of_kind("pattern")]
+        self.pattern_rules = [name for name, _ in self.patterns]
         self.lock = threading.Lock()  # Spark's batch thread and the retry timer
         self.last_attempt = 0.0  # monotonic time a batch or a retry last tried what is pending
+        self.indexer = Indexer(search_client, self._lake_lines, self._daily, on_progress=self._indexed)
 
     # ------------------------------------------------------------------ the batch
 
@@ -167,11 +169,15 @@ class BatchProcessor:
 
         if self.engine is None or self.engine_batch >= batch_id:
             self._restore(batch_id)
-        columns = table.to_pydict()
+        columns = table.select(list(RAW_COLUMNS)).to_pydict()
         lap("arrow")
+        parsed = parse_fields(columns["value"], self.patterns)
+        columns |= parsed
+        table = append_fields(table, parsed)
+        lap("parse")
         objects = self._store_in_lake(batch_id, columns)
         lap("lake")
-        self._index(columns, [o.key for o in objects])
+        self._hand_to_indexer(columns, [o.key for o in objects])
         lap("index")
         self.engine.observe(self.summarize(table), processed_at=self.clock())
         transitions = self.engine.evaluate()
@@ -196,18 +202,17 @@ class BatchProcessor:
         t.last_batch_s = round(time.perf_counter() - started, 3)
 
     def retry_pending(self, idle_s: float = 2.0) -> bool:
-        """Index and post what is pending when no batch has tried it for ``idle_s``: a
-        stream that goes quiet after an outage still catches up. True if it had work.
+        """Post the alerts pending when no batch has tried them for ``idle_s``: a stream
+        that goes quiet after an outage still catches up. True if it had work.
 
         The state of the last batch is saved again with what is still pending, so a
-        replay of the next batch does not post or index again what was done meanwhile.
+        replay of the next batch does not post again what was done meanwhile.
         """
         with self.lock:
             if self.engine is None or time.monotonic() - self.last_attempt < idle_s:
                 return False
-            if not (self.pending.index_keys or self.pending.alerts):
+            if not self.pending.alerts:
                 return False
-            self._index({"partition": [], "offset": [], "value": [], "severity_number": []}, [])
             self._alert(Transitions())
             self._save(self.engine_batch)
             self.last_attempt = time.monotonic()
@@ -215,10 +220,11 @@ class BatchProcessor:
             return True
 
     def _save(self, batch_id: int) -> None:
+        self.pending.index_keys = self.indexer.pending
         self.state.save(batch_id, {"engine": self.engine.snapshot(), "pending": asdict(self.pending)})
 
     def _count_pending(self) -> None:
-        self.totals.index_pending_batches = len(self.pending.index_keys)
+        self.totals.index_pending_batches = len(self.indexer.pending)
         self.totals.alerts_pending = len(self.pending.alerts)
 
     def _restore(self, batch_id: int) -> None:
@@ -227,47 +233,36 @@ class BatchProcessor:
         self.engine = (RuleEngine.restore(self.rules, saved["engine"], **where)
                        if saved else RuleEngine(self.rules, **where))
         self.pending = PendingWork(**saved["pending"]) if saved else PendingWork()
+        self.indexer.restore(self.pending.index_keys)
         self.engine_batch = batch_id - 1
 
     def _store_in_lake(self, batch_id: int, columns: dict) -> list[lake.LakeObject]:
         if not columns["offset"]:
             return []
         objects = lake.batch_objects(batch_id, columns["partition"], columns["offset"], columns["kafka_ts_ms"],
-                                     columns["value"], level=self.gzip_level)
+                                     columns["value"], level=self.gzip_level, query=self.query)
         lake.put_objects(self.s3, objects, self.bucket)  # an error here fails the batch: Spark replays it
         self.totals.lake_objects += len(objects)
         self.totals.enveloped += sum(o.malformed for o in objects)
         return objects
 
-    def _index(self, columns: dict, keys: list[str]) -> None:
-        """This batch's WARN+ lines, after any batch still pending (from the lake)."""
-        try:
-            if not self.template_set:
-                self.search.ensure_template()
-                self.template_set = True
-            while self.pending.index_keys:
-                self._count(self.search.bulk(self._documents_in(self.pending.index_keys[0])))
-                self.pending.index_keys.pop(0)
-            self._count(self.search.bulk(
-                d for p, o, v, s in zip(columns["partition"], columns["offset"], columns["value"],
-                                        columns["severity_number"], strict=True)
-                if s is not None and s >= search.MIN_SEVERITY and (d := search.document(v, f"{p}-{o}", self._daily))))
-        except search.SearchUnavailable as exc:
-            self.pending.index_keys += [k for k in keys if k not in self.pending.index_keys]
-            print(f"app_logs: search unavailable, {len(self.pending.index_keys)} lake object(s) to index later: "
-                  f"{exc}", flush=True)
+    def _hand_to_indexer(self, columns: dict, keys: list[str]) -> None:
+        """This batch's WARN+ lines, indexed behind the lake by the indexer's thread."""
+        warn = search.MIN_SEVERITY
+        lines = tuple((f"{p}-{o}", ts, v) for p, o, v, sev, ts in zip(
+            columns["partition"], columns["offset"], columns["value"], columns["severity_number"],
+            columns["event_ts_ns"], strict=True) if sev is not None and sev >= warn and ts is not None)
+        self.indexer.submit(IndexWork(tuple(keys), lines))
 
-    def _count(self, result: search.BulkResult) -> None:
-        self.totals.indexed += result.indexed
-        if result.rejected:
-            self.totals.index_rejected += result.rejected
-            print(f"app_logs: OpenSearch rejected {result.rejected} document(s) (kept in the lake): "
-                  f"{result.first_error}", flush=True)
+    def _indexed(self) -> None:
+        """The indexer's progress into the counters, and the heartbeat."""
+        t, counts = self.totals, self.indexer.counts
+        t.indexed, t.index_rejected, t.index_busy_s = counts.indexed, counts.rejected, round(counts.busy_s, 3)
+        t.index_pending_batches = len(self.indexer.pending)
+        self.on_progress()
 
-    def _documents_in(self, key: str):
-        for line in lake.read_lines(self.s3, key, self.bucket):
-            if doc := search.document(lake.original_line(line), index=self._daily):
-                yield doc
+    def _lake_lines(self, key: str):
+        return (lake.original_line(line) for line in lake.read_lines(self.s3, key, self.bucket))
 
     def _daily(self, day) -> str:
         return search.daily_index(day, self.index_prefix)
