@@ -189,3 +189,31 @@ def test_users_log_in_mid_session_so_a_device_has_anonymous_then_identified_even
         having bool_or(user_id is null and event_name = 'app_open')
            and bool_or(event_name = 'login' and user_id is not null)""")
     assert rows, "some device shows an anonymous start, then a login"
+
+
+def test_a_batch_spark_replays_after_a_crash_adds_nothing_and_counts_no_conflict_twice(services):
+    # Spark replays a micro-batch whose commit it had not recorded: the same batch id and
+    # messages again, straight into the loader (no Spark needed to show the sink's side).
+    from flowgate.customer360.mobile_app import encode
+    from flowgate.customer360.mobile_ingest import MobileEventsLoader
+
+    raw_schema = f"raw_mobile_test_{uuid.uuid4().hex[:8]}"
+    events = MobileApp(seed=21).events("3.0.0", 6, START)
+    messages = [{"topic": "mobile.events", "partition": 0, "offset": i, "timestamp": START, "value": encode(e).decode()}
+                for i, e in enumerate(events)]
+    loader = MobileEventsLoader(postgres_dsn("warehouse"), raw_schema)
+    try:
+        first = loader.load(7, messages)
+        replay = loader.load(7, messages)
+        with psycopg.connect(postgres_dsn("warehouse")) as conn:
+            (rows,), = conn.execute(f'select count(*) from "{raw_schema}".events').fetchall()
+            (conflicts,), = conn.execute(
+                f"select type_conflicts from \"{raw_schema}\".schema_drift where field_path = 'user_id'").fetchall()
+    finally:
+        loader.close()
+        with psycopg.connect(postgres_dsn("warehouse"), autocommit=True) as conn:
+            conn.execute(f'drop schema "{raw_schema}" cascade')
+    numeric = sum(isinstance(e["user_id"], int) for e in events)
+    assert (first.inserted, first.new_conflicts) == (len(events), numeric) and numeric > 0
+    assert (replay.inserted, replay.duplicates, replay.new_conflicts) == (0, len(events), 0)
+    assert (rows, conflicts) == (len(events), numeric)
