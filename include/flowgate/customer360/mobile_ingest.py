@@ -23,9 +23,12 @@ commits, no rows) lives in the stream's state folder beside the other streams'.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,18 +137,36 @@ class IngestFailed(RuntimeError):
     pass
 
 
-def run_available_now(spec, timeout_s: float = 900) -> IngestTotals:
-    """Run the job to completion (it stops once it has read what Kafka held) and return its totals."""
+class RunInProgress(IngestFailed):
+    """Another run holds the checkpoint: two drivers on one checkpoint would corrupt it."""
+
+
+@contextmanager
+def exclusive_run(state_dir: Path) -> Iterator[None]:
+    """Hold the state folder's lock for one run, or fail at once (a manual run beside the
+    scheduled one; the DAG's max_active_runs=1 covers only its own runs)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "run.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise RunInProgress(f"another {STREAM_NAME} run holds {state_dir}: wait for it to finish") from err
+        yield
+
+
+def run_available_now(spec, timeout_s: float = 1800) -> IngestTotals:
+    """Run the job to completion (it stops once it has read what Kafka held) and return its
+    totals. It blocks the task for the run's minutes: unlike a stream's submit, there is an end."""
     from flowgate.common.spark import submit_environment
     from flowgate.common.stream_supervisor import spark_submit_argv
 
-    spec.state_dir.mkdir(parents=True, exist_ok=True)
     summary = spec.state_dir / "last_run.json"
-    summary.unlink(missing_ok=True)
     log = spec.state_dir / "last_run.log"
-    with log.open("wb") as out:
-        done = subprocess.run(spark_submit_argv(spec), stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s,
-                              env={**os.environ, **submit_environment(), **spec.env})
+    with exclusive_run(spec.state_dir):
+        summary.unlink(missing_ok=True)
+        with log.open("wb") as out:
+            done = subprocess.run(spark_submit_argv(spec), stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s,
+                                  env={**os.environ, **submit_environment(), **spec.env})
     if done.returncode != 0 or not summary.exists():
         tail = log.read_text(errors="replace")[-3000:]
         raise IngestFailed(f"{spec.name}: spark-submit exited {done.returncode}; log {log}:\n{tail}")
@@ -153,7 +174,8 @@ def run_available_now(spec, timeout_s: float = 900) -> IngestTotals:
 
 
 def ingest_mobile_events(*, topic: str | None = None, raw_schema: str = RAW_SCHEMA, state_dir: Path | None = None,
-                         alert_env: str = "local", max_offsets_per_trigger: int = MAX_OFFSETS_PER_TRIGGER) -> dict:
+                         alert_env: str = "local", max_offsets_per_trigger: int = MAX_OFFSETS_PER_TRIGGER,
+                         timeout_s: float = 1800) -> dict:
     """The hourly DAG's task: ingest what arrived since the last run, then notify new drift.
 
     Returns counts only (fit for XCom: no payloads, no emails). Drift that Alertmanager
@@ -170,7 +192,7 @@ def ingest_mobile_events(*, topic: str | None = None, raw_schema: str = RAW_SCHE
         ensure_tables(conn, raw_schema)  # before Spark starts, so a failure names the warehouse
     spec = mobile_events_spec(topic=topic, raw_schema=raw_schema, state_dir=state_dir or state_dir_default(),
                               max_offsets_per_trigger=max_offsets_per_trigger)
-    totals = run_available_now(spec)
+    totals = run_available_now(spec, timeout_s)
     with psycopg.connect(dsn, autocommit=True) as conn, AlertmanagerClient.from_connection(ALERTMANAGER_CONN_ID) as am:
         notified = notify_schema_drift(conn, am, owner=schema.owner, env=alert_env, topic=topic, raw_schema=raw_schema)
     return {**totals.as_dict(), "drift_notified": [f"{n.change}:{n.field_path}" for n in notified]}
