@@ -217,3 +217,33 @@ def test_a_batch_spark_replays_after_a_crash_adds_nothing_and_counts_no_conflict
     assert (first.inserted, first.new_conflicts) == (len(events), numeric) and numeric > 0
     assert (replay.inserted, replay.duplicates, replay.new_conflicts) == (0, len(events), 0)
     assert (rows, conflicts) == (len(events), numeric)
+
+
+def test_drift_alertmanager_did_not_take_stays_unnotified_and_goes_out_next_time(services):
+    from flowgate.common.alertmanager import AlertmanagerClient, AlertmanagerUnavailable
+    from flowgate.customer360.drift_alerts import notify_schema_drift
+    from flowgate.customer360.mobile_app import encode
+    from flowgate.customer360.mobile_ingest import MobileEventsLoader
+    from flowgate.devstack.alertmanager import alertmanager_url
+
+    raw_schema = f"raw_mobile_test_{uuid.uuid4().hex[:8]}"
+    events = MobileApp(seed=22).events("2.0.0", 2, START)
+    loader = MobileEventsLoader(postgres_dsn("warehouse"), raw_schema)
+    loader.load(0, [{"topic": "t", "partition": 0, "offset": i, "timestamp": START, "value": encode(e).decode()}
+                    for i, e in enumerate(events)])
+    loader.close()
+    notify = dict(owner="customer-360", env=f"test-{raw_schema}", topic="mobile.events", raw_schema=raw_schema)
+    try:
+        with psycopg.connect(postgres_dsn("warehouse"), autocommit=True) as conn:
+            with AlertmanagerClient("http://127.0.0.1:9", attempts=2, backoff_s=0.01) as down:  # nothing listens
+                with pytest.raises(AlertmanagerUnavailable):
+                    notify_schema_drift(conn, down, **notify)
+            pending = f'select count(*) from "{raw_schema}".schema_drift where notified_at is null'
+            assert conn.execute(pending).fetchone() == (3,)
+            with AlertmanagerClient(alertmanager_url(services)) as up:
+                assert len(notify_schema_drift(conn, up, **notify)) == 3
+                assert notify_schema_drift(conn, up, **notify) == []
+            assert conn.execute(pending).fetchone() == (0,)
+    finally:
+        with psycopg.connect(postgres_dsn("warehouse"), autocommit=True) as conn:
+            conn.execute(f'drop schema "{raw_schema}" cascade')

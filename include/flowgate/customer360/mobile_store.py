@@ -131,11 +131,10 @@ def load_batch(conn: psycopg.Connection, batch_id: int, events: Sequence[Examine
 def _insert_events(conn: psycopg.Connection, s: sql.Identifier, batch_id: int, events: Sequence[Examined]) -> int:
     if not events:
         return 0
+    cols = sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
     # The stage has the target's columns; it lives as long as the connection, empty between batches.
     conn.execute(sql.SQL("create temporary table if not exists mobile_events_stage on commit delete rows as "
-                         "select {cols} from {s}.events with no data").format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS)), s=s))
-    cols = sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+                         "select {cols} from {s}.events with no data").format(cols=cols, s=s))
     with conn.cursor().copy(sql.SQL("copy mobile_events_stage ({cols}) from stdin").format(cols=cols)) as copy:
         for e in events:
             c = e.columns
