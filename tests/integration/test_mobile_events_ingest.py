@@ -143,6 +143,8 @@ def test_drift_is_notified_once_per_row_and_reaches_the_team(scenario):
         for path, change in drift:
             assert f"field={path} " in message["text"] and f"change={change}" in message["text"]
         assert "team=customer-360" in message["text"]
+        if version == "2.0.0":
+            assert "`properties.screen_name`" in message["text"] and "perhaps a rename of `properties.screen`" in message["text"]
     assert "@example.com" not in json.dumps(messages).lower()  # field names and types, never a value
 
 

@@ -47,14 +47,33 @@ class DriftNotice:
     type_conflicts: int
 
 
-def drift_alert(notice: DriftNotice, *, owner: str, env: str, topic: str) -> Alert:
+def renamed_from(notices: list[DriftNotice]) -> dict[str, str]:
+    """New field -> the missing field it probably renames: same release, same parent
+    object, and the missing field's type among the new one's. A hint for the team, not a
+    verdict (the drift rows stay as they are: one new field, one missing field)."""
+    missing = [n for n in notices if n.change == "missing_field"]
+    hints = {}
+    for new in (n for n in notices if n.change == "new_field"):
+        candidates = [m.field_path for m in missing if m.app_version == new.app_version
+                      and _parent(m.field_path) == _parent(new.field_path) and m.expected_type in new.observed_types]
+        if len(candidates) == 1:
+            hints[new.field_path] = candidates[0]
+    return hints
+
+
+def _parent(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def drift_alert(notice: DriftNotice, *, owner: str, env: str, topic: str, renames: str | None = None) -> Alert:
     expected = f", expected {notice.expected_type}" if notice.expected_type else ""
     conflicts = f"; {notice.type_conflicts} event(s) left its typed column null" if notice.type_conflicts else ""
+    rename = f"; perhaps a rename of `{renames}`" if renames else ""
     return Alert(
         alertname=ALERTNAME, rule=RULE, service=f"{SERVICE}@{notice.app_version}", severity="warning", env=env,
         summary=(f"{topic}: {CHANGE_WORDS[notice.change]} `{notice.field_path}` first seen "
                  f"{notice.first_seen.isoformat()} in app {notice.app_version} "
-                 f"(observed {', '.join(notice.observed_types)}{expected}){conflicts}. "
+                 f"(observed {', '.join(notice.observed_types)}{expected}){conflicts}{rename}. "
                  "Kept raw in the payload; accept it in expectations/mobile_events.yaml."),
         runbook_url=RUNBOOK,
         extra_labels={"team": owner, "field": notice.field_path, "change": notice.change},
@@ -73,7 +92,9 @@ def notify_schema_drift(conn: psycopg.Connection, client: AlertmanagerClient, *,
         notices = [DriftNotice(*row) for row in rows]
         if not notices:
             return []
-        client.fire([drift_alert(n, owner=owner, env=env, topic=topic) for n in notices])  # raises: nothing stamped
+        renames = renamed_from(notices)
+        client.fire([drift_alert(n, owner=owner, env=env, topic=topic, renames=renames.get(n.field_path))
+                     for n in notices])  # raises: nothing stamped
         conn.execute(sql.SQL(
             "update {s}.schema_drift set notified_at = clock_timestamp() "
             "where notified_at is null and (field_path, change) in (select * from unnest(%s::text[], %s::text[]))"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flowgate.customer360.drift_alerts import ALERTNAME, DriftNotice, drift_alert
+from flowgate.customer360.drift_alerts import ALERTNAME, DriftNotice, drift_alert, renamed_from
 
 SEEN = datetime(2026, 11, 30, 11, 1, 21, tzinfo=UTC)
 
@@ -46,3 +46,17 @@ def test_a_new_field_says_no_expected_type_and_no_conflicts():
 @pytest.mark.parametrize("change", ["new_field", "type_change", "missing_field"])
 def test_every_change_kind_has_words(change):
     assert drift_alert(_notice(change=change), owner="t", env="local", topic="mobile.events").summary
+
+
+def test_a_new_field_beside_a_missing_one_of_its_type_in_the_same_release_is_flagged_as_a_rename():
+    notices = [_notice(field_path="properties.screen", change="missing_field", observed_types=["absent"],
+                       app_version="2.0.0"),
+               _notice(field_path="properties.screen_name", change="new_field", expected_type=None,
+                       observed_types=["string"], app_version="2.0.0"),
+               _notice(field_path="network", change="new_field", expected_type=None, observed_types=["string"],
+                       app_version="2.0.0"),  # another object: not a rename of properties.screen
+               _notice(field_path="properties.coupon", change="new_field", expected_type=None,
+                       observed_types=["string"], app_version="3.0.0")]  # another release
+    assert renamed_from(notices) == {"properties.screen_name": "properties.screen"}
+    alert = drift_alert(notices[1], owner="t", env="local", topic="mobile.events", renames="properties.screen")
+    assert "perhaps a rename of `properties.screen`" in alert.summary
