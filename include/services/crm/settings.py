@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 DEFAULT_EPOCH = "2026-01-01T00:00:00+00:00"
 
@@ -42,5 +42,5 @@ class Settings:
             customers=int(os.environ.get("CRM_CUSTOMERS", "1000")),
             rate_limit_max=int(os.environ.get("CRM_RATE_LIMIT_MAX", "100")),
             rate_limit_interval_ms=int(os.environ.get("CRM_RATE_LIMIT_INTERVAL_MS", "10000")),
-            epoch_ms=int(epoch.timestamp() * 1000),
+            epoch_ms=(epoch - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1),
         )

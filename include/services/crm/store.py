@@ -26,10 +26,11 @@ import bisect
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flowgate.customer360.customers import company, company_count, customer
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CONTACTS, COMPANIES = "contacts", "companies"
 OBJECT_TYPES = (CONTACTS, COMPANIES)
 # HubSpot's property holding the last-modified time differs by object type.
@@ -59,7 +60,7 @@ def parse_time(value: str | int) -> int:
         raise BadRequest(f"{text!r} is neither ms since the epoch nor an ISO 8601 time") from err
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp() * 1000)
+    return (parsed - EPOCH) // timedelta(milliseconds=1)  # integers: no float rounding
 
 
 def encode_cursor(updated_at: int, record_id: int) -> str:
