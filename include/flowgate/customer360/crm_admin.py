@@ -42,9 +42,10 @@ class CrmAdmin:
     def reset(self, seed: int | None = None, customers: int | None = None) -> dict:
         return self._call("POST", "/_reset", {"seed": seed, "customers": customers})
 
-    def mint_token(self, name: str) -> str:
-        """A bearer token with a rate-limit bucket of its own."""
-        return self._call("POST", "/_tokens", {"name": name})["token"]
+    def mint_token(self, name: str, rate_limit_max: int | None = None, rate_limit_interval_ms: int | None = None) -> str:
+        """A bearer token with a rate-limit bucket of its own (and, if given, a limit of its own)."""
+        return self._call("POST", "/_tokens", {"name": name, "rate_limit_max": rate_limit_max,
+                                               "rate_limit_interval_ms": rate_limit_interval_ms})["token"]
 
     def stats(self) -> dict:
         return self._call("GET", "/_stats")

@@ -86,6 +86,13 @@ class RetryPolicy:
     retry_after_jitter_s: float = 0.1
 
 
+@dataclass(frozen=True)
+class Wait:
+    why: str        # "retry-after", "backoff" (5xx, dropped connection) or "timeout"
+    seconds: float
+    failure: int    # the n-th 429 (retry-after) or the n-th other failure of that request
+
+
 @dataclass
 class ClientStats:
     """What the client went through; the extract reports it and tests check it."""
@@ -93,12 +100,12 @@ class ClientStats:
     rate_limited: int = 0
     server_errors: int = 0
     timeouts: int = 0
-    waits_s: list[tuple[str, float]] = field(default_factory=list)  # (why, seconds) before each retry
+    waits: list[Wait] = field(default_factory=list)  # before each retry
     last_rate_limit: RateLimitStatus | None = None
 
     @property
     def waited_s(self) -> float:
-        return sum(w for _, w in self.waits_s)
+        return sum(w.seconds for w in self.waits)
 
 
 @dataclass(frozen=True)
@@ -220,13 +227,13 @@ class CrmClient:
             seconds = error.retry_after_s + random.uniform(0, self.policy.retry_after_jitter_s)
             patience["rate_limit_wait_s"] += seconds
             patience["rate_limited_attempts"] = patience.get("rate_limited_attempts", 0) + 1
-            why = "retry-after"
+            why, failure = "retry-after", patience["rate_limited_attempts"]
         else:
             # Backoff counts only this request's server-side failures, not its 429s.
-            failures = state.attempt_number - patience.get("rate_limited_attempts", 0)
-            seconds = backoff_s(failures, self.policy)
+            failure = state.attempt_number - patience.get("rate_limited_attempts", 0)
+            seconds = backoff_s(failure, self.policy)
             why = "timeout" if isinstance(error, httpx.TimeoutException) else "backoff"
-        self.stats.waits_s.append((why, seconds))
+        self.stats.waits.append(Wait(why, seconds, failure))
         return seconds
 
 

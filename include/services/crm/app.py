@@ -18,7 +18,7 @@ names the policy.
 
 Admin (the admin token): ``GET|POST /_chaos``, ``POST /_simulate/advance``,
 ``POST /_reset``, ``POST /_tokens`` (a token of its own, i.e. a rate-limit bucket of its
-own, for a test or a bench), ``GET /_stats``. ``GET /health`` is open.
+own, optionally with a limit of its own, for a test or a bench), ``GET /_stats``. ``GET /health`` is open.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             stats.storm_429 += 1
             state.chaos.served.storm_429 += 1
             retry_after = state.chaos.settings.storm_retry_after_s
-            verdict = Verdict(False, limits.max_requests, 0, limits.interval_ms, retry_after)
+            max_requests, interval_ms = limits.limit_of(name)
+            verdict = Verdict(False, max_requests, 0, interval_ms, retry_after)
             return _error(429, "RATE_LIMITS", "429 storm (a chaos drill): retry later.", verdict.headers(),
                           errorType="RATE_LIMIT", policyName=STORM_POLICY)
         verdict = limits.check(name)
@@ -240,7 +241,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 del state.tokens[token]
         token = secrets.token_urlsafe(24)
         state.tokens[token] = request.name
-        return {"name": request.name, "token": token}
+        if request.rate_limit_max is not None:
+            state.limiter.set_limit(request.name, request.rate_limit_max,
+                                    request.rate_limit_interval_ms or state.settings.rate_limit_interval_ms)
+        max_requests, interval_ms = state.limiter.limit_of(request.name)
+        return {"name": request.name, "token": token,
+                "rate_limit": {"max": max_requests, "interval_ms": interval_ms}}
 
     @app.get("/_stats")
     async def stats(state: CrmState = Depends(admin)) -> dict:
@@ -300,6 +306,8 @@ class ResetRequest(BaseModel):
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    rate_limit_max: int | None = Field(None, ge=1)          # default: the API's own limit
+    rate_limit_interval_ms: int | None = Field(None, ge=100)
 
 
 def _interval(object_type: str, group: FilterGroup) -> Interval:

@@ -40,18 +40,29 @@ class RateLimiter:
         self.interval_ms = interval_ms
         self._clock = clock
         self._sent: dict[str, deque[float]] = {}
+        self._own: dict[str, tuple[int, int]] = {}  # token name -> its own (max, interval_ms)
+
+    def set_limit(self, token_name: str, max_requests: int, interval_ms: int) -> None:
+        """A limit of its own for one token (tests and drills: a small window is quick to fill)."""
+        self._own[token_name] = (max_requests, interval_ms)
+        self._sent.pop(token_name, None)
+
+    def limit_of(self, token_name: str) -> tuple[int, int]:
+        return self._own.get(token_name, (self.max_requests, self.interval_ms))
 
     def check(self, token_name: str) -> Verdict:
+        max_requests, interval_ms = self.limit_of(token_name)
         now = self._clock()
-        window = self.interval_ms / 1000
+        window = interval_ms / 1000
         sent = self._sent.setdefault(token_name, deque())
         while sent and sent[0] <= now - window:
             sent.popleft()
-        if len(sent) >= self.max_requests:
+        if len(sent) >= max_requests:
             wait = sent[0] + window - now
-            return Verdict(False, self.max_requests, 0, self.interval_ms, max(1, math.ceil(wait)))
+            return Verdict(False, max_requests, 0, interval_ms, max(1, math.ceil(wait)))
         sent.append(now)
-        return Verdict(True, self.max_requests, self.max_requests - len(sent), self.interval_ms)
+        return Verdict(True, max_requests, max_requests - len(sent), interval_ms)
 
     def reset(self) -> None:
+        """Empty windows; tokens keep their own limits."""
         self._sent.clear()
