@@ -179,14 +179,13 @@ class CrmClient:
     # --- one request, retried -------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        patience = {"rate_limit_wait_s": 0.0}
+        patience = _Patience()
         retrying = Retrying(
             retry=retry_if_exception_type((RateLimited, ServerError, httpx.TimeoutException, httpx.TransportError)),
+            wait=lambda state: self._wait_s(state, patience),
             stop=lambda state: self._give_up(state, patience),
-            wait=lambda state: self._wait(state, patience),
+            before_sleep=lambda state: self._about_to_wait(state, patience, f"{method} {path}"),
             sleep=self._sleep,
-            before_sleep=lambda state: log.warning("CRM %s %s: %s; retrying", method, path,
-                                                   state.outcome.exception()),
             reraise=True,
         )
         return retrying(self._send, method, path, **kwargs)
@@ -210,31 +209,47 @@ class CrmClient:
             raise CrmError(f"CRM {method} {path} answered {response.status_code}: {response.text[:200]}")
         return response
 
-    def _give_up(self, state: RetryCallState, patience: dict) -> bool:
+    # tenacity asks for the wait, then whether to stop, then (if not) calls before_sleep:
+    # only _about_to_wait counts a wait as waited.
+
+    def _wait_s(self, state: RetryCallState, patience: _Patience) -> float:
         error = state.outcome.exception()
         if isinstance(error, RateLimited):
-            if patience["rate_limit_wait_s"] + error.retry_after_s > self.policy.max_rate_limit_wait_s:
+            return error.retry_after_s + random.uniform(0, self.policy.retry_after_jitter_s)
+        return backoff_s(patience.failure_number(state), self.policy)
+
+    def _give_up(self, state: RetryCallState, patience: _Patience) -> bool:
+        error = state.outcome.exception()
+        if isinstance(error, RateLimited):
+            if patience.rate_limit_wait_s + state.upcoming_sleep > self.policy.max_rate_limit_wait_s:
                 raise RateLimitedTooLong(
-                    f"{error}; already waited {patience['rate_limit_wait_s']:.0f} s of "
+                    f"{error}; already waited {patience.rate_limit_wait_s:.1f} s of "
                     f"{self.policy.max_rate_limit_wait_s:.0f} s") from error
             return False
-        failures = state.attempt_number - patience.get("rate_limited_attempts", 0)
-        return failures >= self.policy.max_attempts
+        return patience.failure_number(state) >= self.policy.max_attempts
 
-    def _wait(self, state: RetryCallState, patience: dict) -> float:
-        error = state.outcome.exception()
+    def _about_to_wait(self, state: RetryCallState, patience: _Patience, what: str) -> None:
+        error, seconds = state.outcome.exception(), state.upcoming_sleep
         if isinstance(error, RateLimited):
-            seconds = error.retry_after_s + random.uniform(0, self.policy.retry_after_jitter_s)
-            patience["rate_limit_wait_s"] += seconds
-            patience["rate_limited_attempts"] = patience.get("rate_limited_attempts", 0) + 1
-            why, failure = "retry-after", patience["rate_limited_attempts"]
+            patience.rate_limited += 1
+            patience.rate_limit_wait_s += seconds
+            wait = Wait("retry-after", seconds, patience.rate_limited)
         else:
-            # Backoff counts only this request's server-side failures, not its 429s.
-            failure = state.attempt_number - patience.get("rate_limited_attempts", 0)
-            seconds = backoff_s(failure, self.policy)
             why = "timeout" if isinstance(error, httpx.TimeoutException) else "backoff"
-        self.stats.waits.append(Wait(why, seconds, failure))
-        return seconds
+            wait = Wait(why, seconds, patience.failure_number(state))
+        self.stats.waits.append(wait)
+        log.warning("CRM %s: %s; retrying in %.2f s", what, error, seconds)
+
+
+@dataclass
+class _Patience:
+    """One request's retries so far: 429s (bounded by time) apart from other failures (by count)."""
+    rate_limited: int = 0
+    rate_limit_wait_s: float = 0.0
+
+    def failure_number(self, state: RetryCallState) -> int:
+        """Which failure other than a 429 the current attempt is (1 for the first)."""
+        return state.attempt_number - self.rate_limited
 
 
 def backoff_s(failure: int, policy: RetryPolicy) -> float:
