@@ -118,6 +118,16 @@ def test_the_crm_api_connection_carries_a_token_the_crm_accepts(crm_stack, admin
         assert client.stats.requests == 1, "a refused token is not retried"
 
 
+def test_past_the_search_cap_of_10000_results_the_pass_goes_on_with_a_new_query(crm_stack, admin, dsn, schema, token):
+    admin.reset(seed=112, customers=10_400)
+    result, stats = _extract(crm_stack, dsn, token, schema, "run-1", streams=("contacts",))
+    contacts = result.stream("contacts")
+    assert result.complete and _count(dsn, schema, "contacts") == 10_400
+    # 50 pages to the cap, then a query from the 10,000th record's updatedAt: it and 400 more.
+    assert (contacts.pages, contacts.records, contacts.inserted) == (53, 10_401, 10_400)
+    assert stats.requests == 53, "no request went past the cap (a 400 would have failed the run)"
+
+
 # --- rate limits and 429 storms -----------------------------------------------------------
 
 def test_every_response_carries_the_rate_limit_headers(crm_stack, admin, token):

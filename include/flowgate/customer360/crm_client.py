@@ -32,6 +32,7 @@ from flowgate.customer360.rate_limits import RateLimitStatus, status_from_header
 log = logging.getLogger(__name__)
 
 SEARCH_PAGE_MAX, LIST_PAGE_MAX = 200, 100  # HubSpot's largest pages for search and list
+SEARCH_RESULT_CAP = 10_000  # and the most results one search query pages through
 LAST_MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"}
 
 

@@ -10,7 +10,9 @@ contacts and companies through the ``archived=true`` listing. A pass:
 2. lands each page in one transaction together with the checkpoint that moves past it
    (:mod:`crm_state`): a crash loses at most the page in flight, and the next run picks
    the pass up at that page, with the same lower bound;
-3. ends when the CRM has no next page; only then does the cursor move.
+3. ends when the CRM has no next page; only then does the cursor move. HubSpot's search
+   pages through at most 10,000 results per query: past that, the pass goes on with a
+   new query from the newest updatedAt it has read (the ties it reads again are no-ops).
 
 A run has a request **budget**; when it is spent, or a 429 storm outlasts the client's
 patience, the run stops between pages with its checkpoint in place and says so
@@ -49,6 +51,7 @@ from flowgate.customer360 import crm_raw, crm_state
 from flowgate.customer360.crm_client import (
     LIST_PAGE_MAX,
     SEARCH_PAGE_MAX,
+    SEARCH_RESULT_CAP,
     BudgetExhausted,
     CrmClient,
     Page,
@@ -70,6 +73,11 @@ class Stream:
     @property
     def table(self) -> str:
         return self.object_type  # archived versions land beside the live ones
+
+    @property
+    def capped(self) -> bool:
+        """Search queries stop at 10,000 results; the archived listing does not."""
+        return not self.archived
 
     @property
     def page_size(self) -> int:
@@ -175,6 +183,8 @@ def extract_stream(conn: psycopg.Connection, client: CrmClient, stream: Stream, 
         if on_page:
             on_page(stream.name, current.pages + 1, page)
         current = current.after_page(page.next_after, newest_updated_ms(page.results), len(page.results))
+        if stream.capped and current.next_after and current.query_results >= SEARCH_RESULT_CAP:
+            current = current.reanchored()
         with conn.transaction():
             result.inserted += crm_raw.insert_page(conn, settings.schema, stream.table, page.results, run_id)
             if page.next_after is None:

@@ -35,6 +35,7 @@ create table if not exists {table} (
     high_ms bigint,                   -- ... the newest updatedAt it has loaded
     pages bigint not null default 0,
     records bigint not null default 0,
+    query_results bigint not null default 0,  -- ... and what its current search query returned
     run_id text,                      -- the run that last moved this row
     pass_started_at timestamptz,
     updated_at timestamptz not null default now()
@@ -54,10 +55,18 @@ class Pass:
     high_ms: int | None = None
     pages: int = 0
     records: int = 0
+    query_results: int = 0  # results the current search query has returned (HubSpot caps it)
 
     def after_page(self, next_after: str | None, page_high_ms: int | None, records: int) -> Pass:
         return replace(self, next_after=next_after, high_ms=newest(self.high_ms, page_high_ms), pages=self.pages + 1,
-                       records=self.records + records)
+                       records=self.records + records, query_results=self.query_results + records)
+
+    def reanchored(self) -> Pass:
+        """A new query from the newest updatedAt read (GTE: its ties are read again, and land
+        as no-ops), for when this one has paged as far as the CRM lets one query go."""
+        if self.high_ms is None or self.high_ms == self.window_start_ms:
+            raise RuntimeError("a whole capped query shares one updatedAt: cannot page past it")
+        return replace(self, window_start_ms=self.high_ms, next_after=None, query_results=0)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ def load_state(conn: psycopg.Connection, schema: str, stream: str) -> StreamStat
         return StreamState(stream, None, None)
     in_progress = None
     if row["status"] == "in_progress":
-        in_progress = Pass(row["window_start_ms"], row["next_after"], row["high_ms"], row["pages"], row["records"])
+        in_progress = Pass(row["window_start_ms"], row["next_after"], row["high_ms"], row["pages"], row["records"],
+                           row["query_results"])
     return StreamState(stream, row["cursor_ms"], in_progress)
 
 
@@ -93,17 +103,19 @@ def save_progress(conn: psycopg.Connection, schema: str, stream: str, cursor_ms:
     """Checkpoint a pass in progress (call it in the transaction that landed its page)."""
     conn.execute(sql.SQL("""
         insert into {table} (stream, cursor_ms, status, window_start_ms, next_after, high_ms, pages, records,
-                             run_id, pass_started_at, updated_at)
+                             query_results, run_id, pass_started_at, updated_at)
         values (%(stream)s, %(cursor)s, 'in_progress', %(start)s, %(after)s, %(high)s, %(pages)s, %(records)s,
-                %(run_id)s, now(), now())
+                %(query_results)s, %(run_id)s, now(), now())
         on conflict (stream) do update set
             cursor_ms = excluded.cursor_ms, status = 'in_progress', window_start_ms = excluded.window_start_ms,
             next_after = excluded.next_after, high_ms = excluded.high_ms, pages = excluded.pages,
-            records = excluded.records, run_id = excluded.run_id, updated_at = now(),
+            records = excluded.records, query_results = excluded.query_results, run_id = excluded.run_id,
+            updated_at = now(),
             pass_started_at = case when %(new_pass)s then now() else {table}.pass_started_at end
     """).format(table=state_table(schema)), {
         "stream": stream, "cursor": cursor_ms, "start": current.window_start_ms, "after": current.next_after,
-        "high": current.high_ms, "pages": current.pages, "records": current.records, "run_id": run_id,
+        "high": current.high_ms, "pages": current.pages, "records": current.records,
+        "query_results": current.query_results, "run_id": run_id,
         "new_pass": new_pass,
     })
 
@@ -114,6 +126,7 @@ def complete_pass(conn: psycopg.Connection, schema: str, stream: str, cursor_ms:
     cursor = newest(cursor_ms, finished.high_ms)
     conn.execute(sql.SQL("""
         update {table} set cursor_ms = %(cursor)s, status = 'complete', next_after = null, high_ms = null,
+               query_results = 0,
                pages = %(pages)s, records = %(records)s, run_id = %(run_id)s, updated_at = now()
         where stream = %(stream)s
     """).format(table=state_table(schema)), {"cursor": cursor, "pages": finished.pages,

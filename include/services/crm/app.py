@@ -8,8 +8,8 @@ API (bearer token, rate limited per token, subject to chaos):
   incremental (HubSpot offers webhooks for that instead).
 - ``POST /crm/v3/objects/{type}/search`` — ``filterGroups`` on ``lastmodifieddate``
   (companies: ``hs_lastmodifieddate``) with GT/GTE/LT/LTE/EQ/BETWEEN, sorted ascending;
-  ``limit`` ≤ 200; ``paging.next.after`` is an opaque cursor. Archived records are never
-  in search results, as in HubSpot.
+  ``limit`` ≤ 200; ``paging.next.after`` is an opaque cursor; at most 10,000 results per
+  query (then a 400, as in HubSpot). Archived records are never in search results, as in HubSpot.
 - ``GET /crm/v3/objects/{type}/{id}``.
 
 Every API answer carries ``X-RateLimit-Max/-Remaining/-Interval-Milliseconds`` (and the

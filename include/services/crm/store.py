@@ -16,7 +16,8 @@ window catches those.
 Live records are kept sorted by (updatedAt, id), so a search page is a bisect, and its
 ``after`` cursor is that key: a record updated while a client pages moves *behind* the
 cursor, to be read again, and nothing the client has not read yet moves in front of it
-(HubSpot's own ``after`` is an opaque offset, where that can skip a record).
+(HubSpot's own ``after`` is an opaque offset, where that can skip a record). As in
+HubSpot, one search query pages through at most 10,000 results.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ OBJECT_TYPES = (CONTACTS, COMPANIES)
 # HubSpot's property holding the last-modified time differs by object type.
 LAST_MODIFIED = {CONTACTS: "lastmodifieddate", COMPANIES: "hs_lastmodifieddate"}
 FIRST_ID = {CONTACTS: 1001, COMPANIES: 5_000_001}
+SEARCH_RESULT_CAP = 10_000  # HubSpot's search returns at most 10,000 results per query
 SEEDED_HISTORY_MS = 365 * 86_400_000  # seeded records were created in the year before the epoch
 JOB_TITLES = ("Analyst", "Engineer", "Manager", "Director", "Founder", "Consultant")
 
@@ -63,14 +65,15 @@ def parse_time(value: str | int) -> int:
     return (parsed - EPOCH) // timedelta(milliseconds=1)  # integers: no float rounding
 
 
-def encode_cursor(updated_at: int, record_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{updated_at}:{record_id}".encode()).decode().rstrip("=")
+def encode_cursor(updated_at: int, record_id: int, returned: int) -> str:
+    """The last key a page returned, and how many results the query has returned so far."""
+    return base64.urlsafe_b64encode(f"{updated_at}:{record_id}:{returned}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(after: str) -> tuple[int, int]:
+def decode_cursor(after: str) -> tuple[tuple[int, int], int]:
     text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
-    updated_at, record_id = text.split(":")
-    return int(updated_at), int(record_id)
+    updated_at, record_id, returned = text.split(":")
+    return (int(updated_at), int(record_id)), int(returned)
 
 
 @dataclass
@@ -174,13 +177,20 @@ class CrmStore:
     def counts(self) -> dict[str, dict[str, int]]:
         return {t: {"live": len(self._live_ids[t]), "archived": len(self._archived_ids[t])} for t in OBJECT_TYPES}
 
-    def search(self, object_type: str, groups: list[Interval], after: str | None, limit: int) -> tuple[list[Record], int, str | None]:
+    def search(self, object_type: str, groups: list[Interval], after: str | None, limit: int,
+               cap: int = SEARCH_RESULT_CAP) -> tuple[list[Record], int, str | None]:
         """Live records whose updatedAt is in any group, ascending by (updatedAt, id).
 
-        Returns (page, total matching, cursor of the next page or None)."""
+        Returns (page, total matching, cursor of the next page or None). As in HubSpot, one
+        query pages through at most ``cap`` results: a client with more narrows its filter
+        (GTE the last updatedAt it saw) and starts a new query."""
         keys = self._by_updated[object_type]
         groups = groups or [Interval()]
-        start = bisect.bisect_right(keys, decode_cursor(after)) if after else 0
+        last_key, returned = decode_cursor(after) if after else ((-1, -1), 0)
+        if returned >= cap:
+            raise BadRequest(f"search pages through at most {cap:,} results; narrow the filter")
+        limit = min(limit, cap - returned)
+        start = bisect.bisect_right(keys, last_key) if after else 0
         page: list[Record] = []
         next_after = None
         for i in range(max(start, min(bisect.bisect_left(keys, (g.lo, -1)) for g in groups)), len(keys)):
@@ -190,7 +200,7 @@ class CrmStore:
             if any(g.lo <= updated_at < g.hi for g in groups):
                 if len(page) == limit:
                     last = page[-1]
-                    next_after = encode_cursor(last.updated_at, last.id)
+                    next_after = encode_cursor(last.updated_at, last.id, returned + len(page))
                     break
                 page.append(self.records[object_type][record_id])
         total = sum(bisect.bisect_left(keys, (g.hi, -1)) - bisect.bisect_left(keys, (g.lo, -1)) for g in groups)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from flowgate.customer360.crm_extract import ExtractSettings, newest_updated_ms, updated_ms, window_start
 from flowgate.customer360.crm_state import Pass
 
@@ -23,6 +25,15 @@ def test_a_checkpoint_keeps_the_newest_time_seen_and_counts_pages():
     assert (after_one.next_after, after_one.high_ms, after_one.pages, after_one.records) == ("c1", 2_000, 1, 200)
     assert (after_empty.next_after, after_empty.high_ms, after_empty.pages) == (None, 2_000, 2)
     assert after_one.after_page("c2", 1_500, 10).high_ms == 2_000, "an older page never moves the cursor back"
+
+
+def test_a_capped_query_goes_on_from_the_newest_updated_at_read():
+    capped = Pass(window_start_ms=100).after_page("c50", 9_000, 10_000)
+    again = capped.reanchored()
+    assert (again.window_start_ms, again.next_after, again.query_results) == (9_000, None, 0)
+    assert (again.pages, again.records, again.high_ms) == (1, 10_000, 9_000), "the pass's own counts go on"
+    with pytest.raises(RuntimeError, match="one updatedAt"):
+        Pass(window_start_ms=9_000, high_ms=9_000, query_results=10_000).reanchored()
 
 
 def test_updated_at_is_read_to_the_millisecond_without_float_rounding():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from crm.app import build_app
 from crm.settings import Settings
-from crm.store import CrmStore
+from crm.store import BadRequest, CrmStore
 from fastapi.testclient import TestClient
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -121,6 +121,18 @@ def test_merges_and_deletions_are_archived_and_listed_with_archived_true(crm):
     assert not live_ids & set(by_id), "search must not return archived records"
     companies = crm.get("/crm/v3/objects/companies?archived=true", headers=API).json()["results"]
     assert [c["id"] for c in companies] == changes["company_deleted"]
+
+
+def test_one_search_query_pages_through_at_most_its_cap_of_results():
+    store = CrmStore(seed=13, customers=500, epoch_ms=EPOCH_MS)
+    seen, after = [], None
+    for _ in range(3):
+        page, total, after = store.search("contacts", [], after, limit=120, cap=300)
+        seen += page
+    assert total == 500 and len(seen) == 300, "the third page stops at the cap"
+    assert after is not None
+    with pytest.raises(BadRequest, match="at most 300"):
+        store.search("contacts", [], after, limit=120, cap=300)
 
 
 def test_late_updates_carry_an_updated_at_behind_the_clock():
