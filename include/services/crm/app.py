@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 from crm.chaos import Chaos, ChaosSettings
 from crm.limits import POLICY_NAME, RateLimiter, Verdict
 from crm.settings import Settings
-from crm.store import LAST_MODIFIED, OBJECT_TYPES, BadRequest, CrmStore, Interval, iso, parse_time
+from crm.store import LAST_MODIFIED, BadRequest, CrmStore, Interval, iso, parse_time
 
 DEFAULT_TOKEN_NAME = "crm_api"  # the token the devstack's crm_api connection carries
 STORM_POLICY = "CHAOS_STORM"

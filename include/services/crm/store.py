@@ -242,14 +242,12 @@ class CrmStore:
         record.archived_at = at
         record.merged_into = merged_into
 
-    def _pick_live(self, rng: random.Random, object_type: str, exclude: set[int]) -> Record | None:
-        live = self._live_ids[object_type]
-        for _ in range(50):
-            if len(live) <= len(exclude):
-                return None
-            record_id = live[rng.randrange(len(live))]
-            if record_id not in exclude:
-                return self.records[object_type][record_id]
+    def _pick_live(self, candidates: list[int], object_type: str, exclude: set[int]) -> Record | None:
+        """The next live record of a shuffled draw not yet changed in this advance (None: none left)."""
+        while candidates:
+            record = self.records[object_type][candidates.pop()]
+            if record.id not in exclude and not record.archived:
+                return record
         return None
 
     def advance(self, seconds: float = 60, creates: int = 0, updates: int = 0, company_updates: int = 0,
@@ -267,6 +265,11 @@ class CrmStore:
         total = creates + updates + company_updates + merges + deletions + company_deletions
         moments = iter(start + (span * (i + 1)) // (total + 1) for i in range(total))
         touched: set[int] = set()
+        # One shuffled draw per object type: as many changes as there are records, each
+        # record at most once, in an order the seed and step fix.
+        draw = {t: self._live_ids[t][:] for t in OBJECT_TYPES}
+        for ids in draw.values():
+            rng.shuffle(ids)
         done: dict[str, list] = {"created": [], "updated": [], "company_updated": [], "merged": [],
                                  "deleted": [], "company_deleted": [], "late_updated": []}
 
@@ -284,7 +287,7 @@ class CrmStore:
             done["created"].append(str(record.id))
         for _ in range(updates):
             at = next(moments)
-            if (record := self._pick_live(rng, CONTACTS, touched)) is None:
+            if (record := self._pick_live(draw[CONTACTS], CONTACTS, touched)) is None:
                 break
             self._change_contact(rng, record)
             self._update_key(record, at)
@@ -292,7 +295,7 @@ class CrmStore:
             done["updated"].append(str(record.id))
         for _ in range(company_updates):
             at = next(moments)
-            if (record := self._pick_live(rng, COMPANIES, touched)) is None:
+            if (record := self._pick_live(draw[COMPANIES], COMPANIES, touched)) is None:
                 break
             record.properties["industry"] = rng.choice(("BANKING", "RETAIL", "SOFTWARE", "INSURANCE"))
             self._update_key(record, at)
@@ -300,8 +303,8 @@ class CrmStore:
             done["company_updated"].append(str(record.id))
         for _ in range(merges):
             at = next(moments)
-            winner = self._pick_live(rng, CONTACTS, touched)
-            loser = self._pick_live(rng, CONTACTS, touched | ({winner.id} if winner else set()))
+            winner = self._pick_live(draw[CONTACTS], CONTACTS, touched)
+            loser = self._pick_live(draw[CONTACTS], CONTACTS, touched | ({winner.id} if winner else set()))
             if winner is None or loser is None:
                 break
             merged = [m for m in winner.properties.get("hs_merged_object_ids", "").split(";") if m]
@@ -315,7 +318,7 @@ class CrmStore:
         for kind, object_type, count in (("deleted", CONTACTS, deletions), ("company_deleted", COMPANIES, company_deletions)):
             for _ in range(count):
                 at = next(moments)
-                if (record := self._pick_live(rng, object_type, touched)) is None:
+                if (record := self._pick_live(draw[object_type], object_type, touched)) is None:
                     break
                 self._archive(record, at)
                 touched.add(record.id)
@@ -325,7 +328,7 @@ class CrmStore:
         # Late updates last: they carry a time behind the clock, as if the index showed them late.
         late_at = self.clock - int(late_by_seconds * 1000)
         for i in range(late_updates):
-            if (record := self._pick_live(rng, CONTACTS, touched)) is None:
+            if (record := self._pick_live(draw[CONTACTS], CONTACTS, touched)) is None:
                 break
             self._change_contact(rng, record)
             self._update_key(record, late_at + i)
