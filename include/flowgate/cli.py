@@ -11,6 +11,7 @@ from flowgate.devstack import stack
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.process import ServiceError
 from flowgate.customer360.mobile_cli import mobile_app
+from flowgate.customer360.cli import crm_app
 from flowgate.fraud.cli import fraud_app
 from flowgate.logs.cli import logs_app
 from flowgate.partner.cli import partner_app
@@ -120,6 +121,7 @@ app.add_typer(fraud_app, name="fraud")
 app.add_typer(partner_app, name="partner")
 app.add_typer(logs_app, name="logs")
 app.add_typer(mobile_app, name="mobile")
+app.add_typer(crm_app, name="crm")
 
 
 @seed_app.command("finance")

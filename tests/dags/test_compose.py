@@ -19,7 +19,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from flowgate.devstack import alertmanager, kafka, partner_keys, postgres, services, tokenizer
+from flowgate.devstack import alertmanager, crm, kafka, partner_keys, postgres, services, tokenizer
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import CONNECTION_IDS, connections, fraud_settings
 
@@ -31,7 +31,7 @@ DOCKERFILE = REPO / "Dockerfile"
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_SERVICES = ("airflow-init", *AIRFLOW_COMPONENTS)
 PLATFORM_SERVICES = ("postgres", "kafka", "spark-master", "spark-worker", "minio", "sftp", "marquez", "alert-sink",
-                     "tokenizer", "alertmanager", "opensearch", "fluent-bit")
+                     "tokenizer", "alertmanager", "opensearch", "fluent-bit", "crm")
 # The project folders Airflow reads, mounted from the checkout: host folder -> container path.
 PROJECT_MOUNTS = {
     "dags": "/opt/airflow/dags",
@@ -322,6 +322,23 @@ def test_only_the_tokenizer_mounts_its_private_keys_and_airflow_gets_the_public_
         mounts = dict(_volumes(svc[name]))
         assert mounts.get(public_volume) == str(Path(env["TOKENIZER_PUBLIC_KEY_EXPORT"]).parent)
         assert any(v.startswith(f"{public_volume}:") and v.endswith(":ro") for v in svc[name]["volumes"])
+
+
+# --- CRM simulator -----------------------------------------------------------------------
+
+def test_crm_runs_the_devstack_command_and_airflow_holds_its_token_from_the_env_file(svc):
+    service = svc["crm"]
+    assert service["image"] == svc["airflow-scheduler"]["image"]
+    local = crm.uvicorn_argv(Path("/opt/airflow"), "0.0.0.0", 8098)[1:]  # minus the interpreter
+    assert service["command"][0] == "python" and service["command"][1:] == local
+    assert "127.0.0.1:8098:8098" in service["ports"]
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())  # before interpolation
+    assert raw["services"]["crm"]["environment"]["CRM_API_TOKEN"].startswith("${CRM_API_TOKEN")
+    assert raw["services"]["crm"]["environment"]["CRM_ADMIN_TOKEN"].startswith("${CRM_ADMIN_TOKEN")
+    conn = _parse_connection(_environment(svc["airflow-scheduler"])["AIRFLOW_CONN_CRM_API"])
+    assert (conn["host"], conn["port"]) == ("crm", 8098)
+    assert conn["password"] == _environment(service)["CRM_API_TOKEN"], "Airflow must send the token the CRM accepts"
+    assert '"password": "${CRM_API_TOKEN' in _environment(raw["x-airflow-common"])["AIRFLOW_CONN_CRM_API"]
 
 
 # --- alerting and log search ------------------------------------------------------------

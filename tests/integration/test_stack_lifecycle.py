@@ -26,7 +26,7 @@ def _stack_processes(cfg) -> list[psutil.Process]:
 
 def _listening_ports(cfg) -> dict[str, bool]:
     ports = cfg.ports
-    return {name: tcp_open(getattr(ports, name)) for name in ("postgres", "kafka", "s3", "sftp", "airflow", "alert_sink")}
+    return {name: tcp_open(getattr(ports, name)) for name in ("postgres", "kafka", "s3", "sftp", "airflow", "alert_sink", "crm")}
 
 
 def test_start_again_reuses_stop_ends_everything_start_again_works(running_stack):

@@ -37,6 +37,7 @@ class Ports:
     tokenizer: int
     alertmanager: int
     opensearch: int
+    crm: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -52,6 +53,8 @@ class Ports:
             # Not Alertmanager's own 9093: the Kafka controller has that one.
             alertmanager=_port("FLOWGATE_ALERTMANAGER_PORT", 9193),
             opensearch=_port("FLOWGATE_OPENSEARCH_PORT", 9200),
+            # Between the tokenizer (8097) and the alert sink (8099).
+            crm=_port("FLOWGATE_CRM_PORT", 8098),
         )
 
 

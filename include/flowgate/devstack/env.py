@@ -21,6 +21,7 @@ AIRFLOW_ADMIN_USER = "admin"
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "partner_staging", "warehouse", "lake_s3", "kafka_default",
     "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store", "alertmanager", "opensearch",
+    "crm_api",
 ) + partner_keys.connection_ids()
 
 
@@ -72,6 +73,10 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         "alertmanager": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.alertmanager, "schema": "http"},
         # Log search (daily indices of WARN+ lines); no security plugin locally.
         "opensearch": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.opensearch, "schema": "http"},
+        # The CRM API (the simulator locally, HubSpot in production): an HTTP connection whose
+        # password is the bearer token.
+        "crm_api": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.crm, "schema": "http",
+                    "password": secrets["crm_api_token"]},
         # Per partner: HMAC and AES keys, and for PGP partners our private key and the
         # partner's signing key (devstack/partner_keys.py).
         **partner_keys.connections(cfg),

@@ -21,6 +21,8 @@ SECRET_NAMES = (
     "airflow_admin",
     "airflow_jwt",
     "airflow_api_secret",
+    "crm_api_token",     # the CRM simulator's bearer token (the crm_api connection's password)
+    "crm_admin_token",   # its /_chaos and /_simulate endpoints
 )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from flowgate.devstack import alertmanager, kafka, opensearch, postgres, process, services, tokenizer
+from flowgate.devstack import alertmanager, crm, kafka, opensearch, postgres, process, services, tokenizer
 from flowgate.devstack.airflow import airflow_services
 from flowgate.devstack.config import StackConfig
 from flowgate.devstack.env import write_env_file
@@ -34,6 +34,8 @@ def components(cfg: StackConfig, with_airflow: bool = True) -> list[Component]:
         # After postgres: its vault is the `tokenizer` database ensure_databases creates.
         Component(tokenizer.tokenizer_service(cfg)),
         Component(opensearch.opensearch_service(cfg)),
+        # The CRM API simulator (Customer 360's source); in memory, needs nothing else.
+        Component(crm.crm_service(cfg)),
     ]
     if with_airflow:
         parts += [Component(svc) for svc in airflow_services(cfg)]

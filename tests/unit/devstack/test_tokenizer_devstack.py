@@ -28,9 +28,10 @@ def test_tokenizer_starts_after_postgres_and_before_airflow(monkeypatch, tmp_pat
     monkeypatch.setenv("FLOWGATE_HOME", str(tmp_path))
     names = [c.service.name for c in stack.components(StackConfig.from_env())]
     assert names.index("postgres") < names.index("tokenizer") < names.index("airflow-api-server")
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 13
     data_only = [c.service.name for c in stack.components(StackConfig.from_env(), with_airflow=False)]
-    assert data_only == ["postgres", "kafka", "s3", "sftp", "alert-sink", "alertmanager", "tokenizer", "opensearch"]
+    assert data_only == ["postgres", "kafka", "s3", "sftp", "alert-sink", "alertmanager", "tokenizer", "opensearch",
+                         "crm"]
 
 
 def test_keys_are_made_before_the_first_start_and_the_vault_password_is_not_on_argv(monkeypatch, tmp_path):

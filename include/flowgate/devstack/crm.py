@@ -1,0 +1,59 @@
+"""The CRM API simulator (include/services/crm) as a process of the local stack.
+
+Like the tokenizer it runs from the checkout with ``--app-dir include/services``: it is a
+stand-in for an external SaaS API, not part of the platform's package. Its two tokens
+(the API's bearer token, which the ``crm_api`` connection carries, and the admin token of
+``/_chaos`` and ``/_simulate``) are generated per checkout into the stack's secrets and
+reach the process through its environment, never argv.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flowgate.devstack.config import LOOPBACK, StackConfig
+from flowgate.devstack.process import Service, http_ok
+from flowgate.devstack.secrets import load_secrets
+
+SERVICES_DIR = Path("include") / "services"
+APP = "crm.app:app"
+DEFAULT_SEED = 13
+DEFAULT_CUSTOMERS = 1000
+
+
+def crm_url(cfg: StackConfig) -> str:
+    return f"http://{LOOPBACK}:{cfg.ports.crm}"
+
+
+def crm_admin_token(cfg: StackConfig) -> str:
+    """For tests, drills and ``flowgate crm chaos|advance``; no Airflow task needs it."""
+    return load_secrets(cfg)["crm_admin_token"]
+
+
+def uvicorn_argv(root: Path, host: str, port: int) -> list[str]:
+    """The command that serves the simulator; docker-compose.yaml runs the same one."""
+    return [
+        sys.executable, "-m", "uvicorn", APP, "--app-dir", str(root / SERVICES_DIR),
+        "--host", host, "--port", str(port),
+        "--no-access-log",  # a bench sends thousands of requests; the counters are in /_stats
+        "--timeout-graceful-shutdown", "5",
+    ]
+
+
+def crm_service(cfg: StackConfig) -> Service:
+    secrets = load_secrets(cfg)
+    return Service(
+        name="crm",
+        argv=uvicorn_argv(cfg.root, LOOPBACK, cfg.ports.crm),
+        health=lambda: http_ok(f"{crm_url(cfg)}/health"),
+        run_dir=cfg.run_dir,
+        log_dir=cfg.log_dir,
+        env={
+            "CRM_API_TOKEN": secrets["crm_api_token"],
+            "CRM_ADMIN_TOKEN": secrets["crm_admin_token"],
+            "CRM_SEED": str(DEFAULT_SEED),
+            "CRM_CUSTOMERS": str(DEFAULT_CUSTOMERS),
+        },
+        start_timeout=30,
+    )
