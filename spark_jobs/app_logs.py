@@ -105,8 +105,9 @@ def raw(lines: DataFrame) -> DataFrame:
 
 def build_pipeline(lines: DataFrame, processor: BatchProcessor, cfg: JobConfig, on_batch) -> DataStreamWriter:
     def process_batch(batch: DataFrame, batch_id: int) -> None:
-        processor.query = processor.query or query_tag(
-            next(str(q.id) for q in batch.sparkSession.streams.active if q.name == STREAM_NAME))
+        # The query's id, from the checkpoint Spark wrote it to when the query first started
+        # (a foreachBatch session does not list the query among its active streams).
+        processor.query = processor.query or query_tag(checkpoint_query_id(cfg.checkpoint))
         processor.process(batch_id, raw(batch).toArrow())
         on_batch()
 
@@ -116,6 +117,12 @@ def build_pipeline(lines: DataFrame, processor: BatchProcessor, cfg: JobConfig, 
         .option("checkpointLocation", cfg.checkpoint)
         .trigger(processingTime=f"{cfg.trigger_s} seconds")
     )
+
+
+def checkpoint_query_id(checkpoint: str) -> str:
+    import json
+
+    return json.loads((Path(checkpoint) / "metadata").read_text())["id"]
 
 
 def lake_client():
