@@ -51,7 +51,6 @@ class Indexer:
         self._queue: queue.Queue[IndexWork] = queue.Queue(maxsize=max_queued_batches)
         self._queued: set[str] = set()  # keys whose lines are in the queue
         self._template_set = False
-        self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
         self._thread.start()
 
@@ -67,7 +66,6 @@ class Indexer:
                 self._queued.update(work.keys)
             except queue.Full:
                 pass
-            self._idle.clear()
 
     @property
     def pending(self) -> list[str]:
@@ -78,11 +76,6 @@ class Indexer:
         """A new driver, or a replay: these keys are what the saved state had not indexed."""
         with self._lock:
             self._pending = list(dict.fromkeys([*keys, *self._pending]))
-            self._idle.clear()
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """True once nothing is pending (tests, and a clean stop)."""
-        return self._idle.wait(timeout_s)
 
     # ------------------------------------------------------------------ the thread
 
@@ -109,9 +102,6 @@ class Indexer:
                 if work is not None:
                     with self._lock:
                         self._queued.difference_update(work.keys)
-                with self._lock:
-                    if not self._pending:
-                        self._idle.set()
 
     def _index_from_lake(self) -> None:
         with self._lock:
