@@ -2,8 +2,9 @@
 
 ELT: a line stays raw (the lake keeps its bytes); only what a rule needs is parsed: the
 service, the severity, the event time, the exception type, and whether the body matches
-each pattern rule. Spark hands a batch over as Kafka's coordinates and raw bytes, and
-:func:`with_fields` adds these columns (:data:`FIELD_COLUMNS`).
+each pattern rule. Spark hands a batch over as Kafka's coordinates and raw bytes;
+:func:`parse_fields` reads these columns (:data:`FIELD_COLUMNS`) from its values and
+:func:`append_fields` adds them to the Arrow batch.
 
 Why not Spark's ``from_json``: a JSON parse into maps and a regex per line in the JVM,
 then the parsed columns shipped to Python beside the raw ones, was the larger half of a
@@ -28,7 +29,7 @@ import msgspec
 from flowgate.logs.record import SERVICE_NAME
 
 EXCEPTION_TYPE = "exception.type"
-# What a batch carries after :func:`with_fields`, besides one ``match_<rule>`` boolean per
+# What a batch carries after :func:`append_fields`, besides one ``match_<rule>`` boolean per
 # pattern rule (:func:`match_column`).
 RAW_COLUMNS = ("partition", "offset", "kafka_ts_ms", "value")
 FIELD_COLUMNS = ("service", "severity_number", "event_ts_ns", "exception_type")
@@ -101,13 +102,9 @@ def parse_fields(values: Iterable[bytes], patterns: Sequence[tuple[str, re.Patte
             **{match_column(name): column for name, column in matches.items()}}
 
 
-def with_fields(table, patterns: Sequence[tuple[str, re.Pattern]] = ()):
-    """The raw batch (:data:`RAW_COLUMNS`, as Spark hands it over) with the parsed fields."""
-    return append_fields(table, parse_fields(table["value"].to_pylist(), patterns))
-
-
 def append_fields(table, parsed: dict[str, list]):
-    """The Arrow batch with the columns :func:`parse_fields` gave for its values."""
+    """The raw batch (:data:`RAW_COLUMNS`, as Spark hands it over) with the columns
+    :func:`parse_fields` gave for its values."""
     import pyarrow as pa
 
     types = {"service": pa.string(), "severity_number": pa.int32(), "event_ts_ns": pa.int64(),

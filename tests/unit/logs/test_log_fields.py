@@ -9,7 +9,7 @@ import time
 
 import pyarrow as pa
 
-from flowgate.logs.fields import FIELD_COLUMNS, RAW_COLUMNS, match_column, parse_fields, with_fields
+from flowgate.logs.fields import FIELD_COLUMNS, RAW_COLUMNS, append_fields, match_column, parse_fields
 from flowgate.logs.generator import MALFORMED_KINDS, LoadMix, LogGenerator
 from flowgate.logs.record import encode
 from flowgate.logs.rules import load_rules
@@ -67,11 +67,11 @@ def test_invalid_utf8_is_read_with_replacement_characters_as_spark_read_it():
     assert (got["service"], got["severity_number"], got[OOM]) == ("ledger", 17, True)
 
 
-def test_with_fields_appends_typed_columns_to_the_raw_batch():
+def test_the_parsed_fields_are_appended_as_typed_columns_to_the_raw_batch():
     lines = [record(), b"not json"]
     raw = pa.table({"partition": pa.array([0, 1], pa.int32()), "offset": [5, 6], "kafka_ts_ms": [1, 2],
                     "value": pa.array(lines, pa.binary())})
-    table = with_fields(raw, PATTERNS)
+    table = append_fields(raw, parse_fields(lines, PATTERNS))
     assert table.column_names == [*RAW_COLUMNS, *FIELD_COLUMNS, OOM]
     assert table.schema.field("severity_number").type == pa.int32()
     assert table["service"].to_pylist() == ["ledger", None]
