@@ -9,14 +9,13 @@ reach the process through its environment, never argv.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from flowgate.devstack import services
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.process import Service, http_ok
 from flowgate.devstack.secrets import load_secrets
 
-SERVICES_DIR = Path("include") / "services"
 APP = "crm.app:app"
 DEFAULT_SEED = 13
 DEFAULT_CUSTOMERS = 1000
@@ -32,13 +31,8 @@ def crm_admin_token(cfg: StackConfig) -> str:
 
 
 def uvicorn_argv(root: Path, host: str, port: int) -> list[str]:
-    """The command that serves the simulator; docker-compose.yaml runs the same one."""
-    return [
-        sys.executable, "-m", "uvicorn", APP, "--app-dir", str(root / SERVICES_DIR),
-        "--host", host, "--port", str(port),
-        "--no-access-log",  # a bench sends thousands of requests; the counters are in /_stats
-        "--timeout-graceful-shutdown", "5",
-    ]
+    """The command that serves the simulator (its counters are in /_stats)."""
+    return services.uvicorn_argv(APP, root, host, port)
 
 
 def crm_service(cfg: StackConfig) -> Service:

@@ -13,11 +13,26 @@ from flowgate.devstack.process import Service, http_ok, tcp_open
 from flowgate.devstack.secrets import load_secrets
 
 LAKE_BUCKETS = ("flowgate-lake", "flowgate-audit")
+# Our own HTTP services (tokenizer, CRM simulator) run from the checkout, not the package.
+OUR_SERVICES_DIR = Path("include") / "services"
 PARTNER_ACCOUNT = "partner"
 
 
 def _python() -> str:
     return sys.executable
+
+
+def uvicorn_argv(app: str, root: Path, host: str, port: int) -> list[str]:
+    """The command that serves one of our services (``app``, e.g. ``tokenizer.app:app``)
+    from ``root``'s include/services; docker-compose.yaml and the unit tests run the same."""
+    return [
+        sys.executable, "-m", "uvicorn", app, "--app-dir", str(root / OUR_SERVICES_DIR),
+        "--host", host, "--port", str(port),
+        # A request line holds nothing on-call needs (the services count in their own
+        # endpoints), and a bench's thousands of requests need no log line each.
+        "--no-access-log",
+        "--timeout-graceful-shutdown", "5",
+    ]
 
 
 # --- S3 API (moto in server mode, objects' bytes on disk: devstack/s3_server.py) -------

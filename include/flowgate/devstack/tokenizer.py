@@ -9,15 +9,13 @@ vault is the ``tokenizer`` database, owned by a role of its own.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from flowgate.devstack import postgres
+from flowgate.devstack import postgres, services
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.process import Service, http_ok
 from flowgate.fraud.envelope import PUBLIC_KEY_FILE, generate_keypair
 
-SERVICES_DIR = Path("include") / "services"
 APP = "tokenizer.app:app"
 
 
@@ -36,13 +34,9 @@ def tokenizer_public_key(cfg: StackConfig) -> Path:
 
 
 def uvicorn_argv(root: Path, host: str, port: int) -> list[str]:
-    """The command that serves the tokenizer; the unit tests start it the same way."""
-    return [
-        sys.executable, "-m", "uvicorn", APP, "--app-dir", str(root / SERVICES_DIR),
-        "--host", host, "--port", str(port),
-        "--no-access-log",  # request lines carry no PAN, but the hot path needs no log line either
-        "--timeout-graceful-shutdown", "5",
-    ]
+    """The command that serves the tokenizer (request lines carry no PAN, but the hot path
+    needs no log line either); the unit tests start it the same way."""
+    return services.uvicorn_argv(APP, root, host, port)
 
 
 def tokenizer_service(cfg: StackConfig) -> Service:
