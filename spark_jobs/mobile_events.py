@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
+from flowgate.customer360.identity import identity_key_from_env
 from flowgate.customer360.mobile_ingest import MAX_OFFSETS_PER_TRIGGER, WAREHOUSE_DSN_ENV, MobileEventsLoader
 from flowgate.customer360.mobile_store import RAW_SCHEMA
 
@@ -97,7 +98,7 @@ def spark_session() -> SparkSession:
 
 def main(argv: list[str]) -> int:
     cfg = parse_args(argv)
-    loader = MobileEventsLoader(os.environ[WAREHOUSE_DSN_ENV], cfg.raw_schema)
+    loader = MobileEventsLoader(os.environ[WAREHOUSE_DSN_ENV], identity_key_from_env(), cfg.raw_schema)
     spark = spark_session()
     spark.sparkContext.setLogLevel("WARN")
     try:

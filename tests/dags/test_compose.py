@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 
 from flowgate.devstack import alertmanager, crm, kafka, partner_keys, postgres, services, tokenizer
 from flowgate.devstack.config import StackConfig
-from flowgate.devstack.env import CONNECTION_IDS, connections, fraud_settings
+from flowgate.devstack.env import CONNECTION_IDS, KEY_CONNECTION_IDS, connections, fraud_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -210,7 +210,7 @@ def _hosts(conn: dict) -> list[str]:
 def test_connections_point_at_compose_services(svc):
     env = _environment(svc["airflow-scheduler"])
     for conn_id in CONNECTION_IDS:
-        if conn_id in partner_keys.connection_ids():
+        if conn_id in KEY_CONNECTION_IDS:
             continue  # key material: it points at no host
         hosts = _hosts(_parse_connection(env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
         assert hosts, f"{conn_id} points nowhere"

@@ -29,6 +29,7 @@ from flowgate.devstack.services import alerts_file
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 11, 30, 9, tzinfo=UTC)
+IDENTITY_KEY = "test-identity-key"
 V2_DRIFT = {("network", "new_field"), ("properties.screen_name", "new_field"), ("properties.screen", "missing_field")}
 V3_DRIFT = {("user_id", "type_change"), ("device", "new_field"), ("device.os", "new_field"),
             ("device.os_version", "new_field"), ("device.model", "new_field")}
@@ -203,7 +204,7 @@ def test_a_batch_spark_replays_after_a_crash_adds_nothing_and_counts_no_conflict
     events = MobileApp(seed=21).events("3.0.0", 6, START)
     messages = [{"topic": "mobile.events", "partition": 0, "offset": i, "timestamp": START, "value": encode(e).decode()}
                 for i, e in enumerate(events)]
-    loader = MobileEventsLoader(postgres_dsn("warehouse"), raw_schema)
+    loader = MobileEventsLoader(postgres_dsn("warehouse"), IDENTITY_KEY, raw_schema)
     try:
         first = loader.load(7, messages)
         replay = loader.load(7, messages)
@@ -230,7 +231,7 @@ def test_drift_alertmanager_did_not_take_stays_unnotified_and_goes_out_next_time
 
     raw_schema = f"raw_mobile_test_{uuid.uuid4().hex[:8]}"
     events = MobileApp(seed=22).events("2.0.0", 2, START)
-    loader = MobileEventsLoader(postgres_dsn("warehouse"), raw_schema)
+    loader = MobileEventsLoader(postgres_dsn("warehouse"), IDENTITY_KEY, raw_schema)
     loader.load(0, [{"topic": "t", "partition": 0, "offset": i, "timestamp": START, "value": encode(e).decode()}
                     for i, e in enumerate(events)])
     loader.close()

@@ -27,6 +27,7 @@ COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "PL", "GB", "US")
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer")
 
 CUSTOMERS_PER_COMPANY = 10
+DEFAULT_SEED = 13  # the CRM simulator's seed in the stack and in compose (CRM_SEED)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,3 @@ def company_count(customers: int) -> int:
     return max(1, customers // CUSTOMERS_PER_COMPANY)
 
 
-def normalized_email(email: str) -> str:
-    """What two spellings of one address have in common (trimmed, lower case)."""
-    return email.strip().lower()

@@ -13,13 +13,14 @@ The schema drifts the way real app releases drift it (what the warehouse must su
   (``device``: os, os_version, model).
 
 **Identity, shared with the CRM simulator.** User ``n`` (0-based) has ``user_id``
-``str(100000 + n)`` (:func:`user_id_of`) and signs in with the email :func:`user_email`,
-``user{n}@example.com`` once normalised (strip, lower-case: :func:`normalise_email`); the
-raw form varies case and whitespace with ``n`` so that normalisation matters. The CRM
-simulator seeds contact ``n`` with the same address, so identity stitching can match
-device -> user -> contact. Device ``d < users`` is user ``d``'s phone; the others never log
-in. Half of a user's sessions start logged in; the rest log in part-way (anonymous
-events first, then a ``login`` event carrying ``properties.email``, then the user id).
+``str(100000 + n)`` (:func:`user_id_of`) and signs in with :func:`user_email`: the email of
+customer ``n`` of the CRM's seed (``customers.customer``), which the CRM simulator seeds
+as contact ``n``, typed the way the user types it (a phone keyboard capitalises, people
+paste a trailing space), so that stitching must normalise before it hashes. Device
+``d < users`` is user ``d``'s phone; the others never log in. Half of a user's sessions
+start logged in; the rest log in part-way (anonymous events first, then a ``login`` event
+carrying ``properties.email``, then the user id). The ingest keys that email
+(``identity``) before it stores the event.
 
 **At least once.** A phone resends what it did not see acknowledged: :func:`resent`
 picks events to produce a second time, with the same ``event_id``, to prove the dedupe.
@@ -33,6 +34,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from flowgate.customer360.customers import DEFAULT_SEED, customer
+from flowgate.customer360.identity import normalised_email
 
 TOPIC = "mobile.events"
 APP_VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
@@ -49,17 +53,12 @@ def user_id_of(n: int) -> str:
     return str(USER_ID_BASE + n)
 
 
-def user_email(n: int) -> str:
-    """The email user ``n`` types at login: ``user{n}@example.com`` after
-    :func:`normalise_email`, with case and whitespace varying by ``n % 4`` (a phone
-    keyboard capitalises, people paste a trailing space)."""
-    styles = (f"user{n}@example.com", f"User{n}@Example.com", f"  USER{n}@EXAMPLE.COM", f"user{n}@Example.COM \t")
+def user_email(n: int, crm_seed: int = DEFAULT_SEED) -> str:
+    """The email user ``n`` types at login: CRM contact ``n``'s address, its case and
+    whitespace varying by ``n % 4``."""
+    address = normalised_email(customer(crm_seed, n, companies=1).email)  # companies: not used by the email
+    styles = (address, address.capitalize(), f"  {address.upper()}", f"{address} \t")
     return styles[n % 4]
-
-
-def normalise_email(raw: str) -> str:
-    """The form both sides match on (before the keyed hash): no surrounding blanks, lower case."""
-    return raw.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -92,10 +91,10 @@ class MobileApp:
     number, start): the same call gives the same events, ids included.
     """
 
-    def __init__(self, seed: int = 0, *, users: int = 40, devices: int = 60) -> None:
+    def __init__(self, seed: int = 0, *, users: int = 40, devices: int = 60, crm_seed: int = DEFAULT_SEED) -> None:
         if users > devices:
             raise ValueError("every user has a phone: users <= devices")
-        self.seed, self.users, self.devices = seed, users, devices
+        self.seed, self.users, self.devices, self.crm_seed = seed, users, devices, crm_seed
         rng = random.Random(f"mobile-app:{seed}:devices")
         self.device_ids = [_uuid(rng) for _ in range(devices)]
         self.phones = [PHONES[rng.randrange(len(PHONES))] for _ in range(devices)]
@@ -133,7 +132,7 @@ class MobileApp:
             yield Happening(
                 event_id=_uuid(rng), device_id=self.device_ids[device],
                 user_index=owner if logged_in else None, event_name=name, ts=at,
-                screen=_screen_of(name, rng), extra=_properties_of(name, owner, rng),
+                screen=_screen_of(name, rng), extra=_properties_of(name, owner, rng, self.crm_seed),
                 network=network, phone=self.phones[device])
 
 
@@ -142,9 +141,9 @@ def _screen_of(name: str, rng: random.Random) -> str:
             "search": "search"}.get(name) or rng.choice(SCREENS)
 
 
-def _properties_of(name: str, owner: int | None, rng: random.Random) -> dict:
+def _properties_of(name: str, owner: int | None, rng: random.Random, crm_seed: int) -> dict:
     if name == "login":
-        return {"method": "email", "email": user_email(owner)}
+        return {"method": "email", "email": user_email(owner, crm_seed)}
     if name in ("product_view", "add_to_cart"):
         props = {"product_id": rng.choice(PRODUCTS)}
         return props | ({"quantity": rng.randint(1, 3)} if name == "add_to_cart" else {})

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psycopg
 
+from flowgate.customer360.identity import IDENTITY_KEY_ENV, identity_key
 from flowgate.customer360.mobile_schema import (
     Examined, ExpectedSchema, KafkaCoordinates, Rejected, load_schema, read_event)
 from flowgate.customer360.mobile_store import RAW_SCHEMA, BatchResult, ensure_tables, load_batch
@@ -72,8 +73,10 @@ class IngestTotals:
 class MobileEventsLoader:
     """What the Spark job's foreachBatch calls: examine the batch's messages, write them."""
 
-    def __init__(self, dsn: str, raw_schema: str = RAW_SCHEMA, schema: ExpectedSchema | None = None) -> None:
+    def __init__(self, dsn: str, identity_key: str, raw_schema: str = RAW_SCHEMA,
+                 schema: ExpectedSchema | None = None) -> None:
         self.schema = schema or load_schema()
+        self.identity_key = identity_key
         self.raw_schema = raw_schema
         self.conn = psycopg.connect(dsn, autocommit=True)
         ensure_tables(self.conn, raw_schema)
@@ -81,7 +84,7 @@ class MobileEventsLoader:
 
     def load(self, batch_id: int, messages: list[dict]) -> BatchResult:
         """``messages``: Kafka rows as dicts (topic, partition, offset, timestamp, value as text)."""
-        events, rejected = examine_messages(messages, self.schema)
+        events, rejected = examine_messages(messages, self.schema, self.identity_key)
         result = load_batch(self.conn, batch_id, events, rejected, self.schema, self.raw_schema)
         self.totals.add(result)
         return result
@@ -90,12 +93,13 @@ class MobileEventsLoader:
         self.conn.close()
 
 
-def examine_messages(messages: list[dict], schema: ExpectedSchema) -> tuple[list[Examined], list[Rejected]]:
+def examine_messages(messages: list[dict], schema: ExpectedSchema,
+                     identity_key: str) -> tuple[list[Examined], list[Rejected]]:
     events: list[Examined] = []
     rejected: list[Rejected] = []
     for m in messages:
         at = KafkaCoordinates(m["topic"], m["partition"], m["offset"], m.get("timestamp"))
-        read = read_event(m.get("value"), at, schema)
+        read = read_event(m.get("value"), at, schema, identity_key)
         (events if isinstance(read, Examined) else rejected).append(read)
     return events, rejected
 
@@ -112,7 +116,8 @@ def state_dir_default() -> Path:
 def mobile_events_spec(*, topic: str, raw_schema: str, state_dir: Path,
                        max_offsets_per_trigger: int = MAX_OFFSETS_PER_TRIGGER):
     """spark-submit's view of one run: the job, its arguments, where its checkpoint lives.
-    Everything from connections; the warehouse's DSN goes in the driver's environment."""
+    Everything from connections; the warehouse's DSN and the identity key go in the
+    driver's environment."""
     from flowgate.common import connections
     from flowgate.common.spark import kafka_connector_jars, spark_job
     from flowgate.common.stream_supervisor import StreamSpec, stream_conf
@@ -129,7 +134,7 @@ def mobile_events_spec(*, topic: str, raw_schema: str, state_dir: Path,
         jars=kafka_connector_jars(),
         # Small: one core's worth of work an hour; the host is shared.
         conf={**stream_conf(state_dir), "spark.driver.memory": "1g"},
-        env={WAREHOUSE_DSN_ENV: connections.postgres_dsn(WAREHOUSE_CONN_ID)},
+        env={WAREHOUSE_DSN_ENV: connections.postgres_dsn(WAREHOUSE_CONN_ID), IDENTITY_KEY_ENV: identity_key()},
     )
 
 

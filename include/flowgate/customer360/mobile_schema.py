@@ -34,6 +34,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from flowgate.customer360.identity import keyed_login, pseudonymised_text
+
 JsonType = Literal["string", "number", "boolean", "object", "array", "null"]
 NEW_FIELD, TYPE_CHANGE, MISSING_FIELD = "new_field", "type_change", "missing_field"
 ABSENT = "absent"  # the observed "type" of a required field that is not there
@@ -233,16 +235,21 @@ class Rejected:
     reason: str
 
 
-def read_event(raw: str | None, at: KafkaCoordinates, schema: ExpectedSchema) -> Examined | Rejected:
-    """One message: examined, or rejected with the reason when it cannot be deduplicated."""
+def read_event(raw: str | None, at: KafkaCoordinates, schema: ExpectedSchema, identity_key: str) -> Examined | Rejected:
+    """One message: examined, or rejected with the reason when it cannot be deduplicated.
+
+    Stored as received but for one thing: the login's email becomes its keyed hash
+    (``identity``), here, before anything is written — raw_mobile never holds an address,
+    not even in a rejected message's text."""
     if raw is None:
         return Rejected(at, "", "empty message")
     try:
         payload = json.loads(raw)
     except ValueError as err:
-        return Rejected(at, raw, f"not JSON: {err}")
+        return Rejected(at, pseudonymised_text(raw, identity_key), f"not JSON: {err}")
     if not isinstance(payload, dict):
-        return Rejected(at, raw, f"not a JSON object but a {json_type(payload)}")
+        return Rejected(at, pseudonymised_text(raw, identity_key), f"not a JSON object but a {json_type(payload)}")
+    raw = _without_emails(payload, raw, identity_key)
     event_id = payload.get("event_id")
     if not isinstance(event_id, str) or not event_id.strip():
         return Rejected(at, raw, "no event_id (a non-empty string): it cannot be deduplicated")
@@ -250,6 +257,16 @@ def read_event(raw: str | None, at: KafkaCoordinates, schema: ExpectedSchema) ->
         return Rejected(at, raw, "contains \\u0000, which PostgreSQL's jsonb cannot store")
     columns, conflicts = typed_envelope(payload, schema)
     return Examined(at, event_id, raw, columns, conflicts, with_conflicts(field_drift(payload, schema), conflicts))
+
+
+def _without_emails(payload: dict, raw: str, identity_key: str) -> str:
+    """Key the login email in ``payload`` (in place) and return the text to store: the
+    message as received when it held no ``properties.email``, else the keyed payload."""
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or "email" not in properties:
+        return raw
+    payload["properties"] = keyed_login(properties, identity_key)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def with_conflicts(drift: list[FieldDrift], conflicts: Iterable[TypeConflict]) -> list[FieldDrift]:

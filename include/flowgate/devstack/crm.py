@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flowgate.customer360.customers import DEFAULT_SEED
 from flowgate.devstack import services
 from flowgate.devstack.config import LOOPBACK, StackConfig
 from flowgate.devstack.process import Service, http_ok
 from flowgate.devstack.secrets import load_secrets
 
 APP = "crm.app:app"
-DEFAULT_SEED = 13
 DEFAULT_CUSTOMERS = 1000
 
 

@@ -21,8 +21,10 @@ AIRFLOW_ADMIN_USER = "admin"
 CONNECTION_IDS = (
     "core_banking", "finance_staging", "finance_mart", "partner_staging", "warehouse", "lake_s3", "kafka_default",
     "partner_sftp", "spark_default", "alert_webhook", "tokenizer", "fraud_store", "alertmanager", "opensearch",
-    "crm_api",
+    "crm_api", "customer_identity",
 ) + partner_keys.connection_ids()
+# Of those, the ones that hold key material only: they point at no host.
+KEY_CONNECTION_IDS = ("customer_identity",) + partner_keys.connection_ids()
 
 
 def _postgres_conn(cfg: StackConfig, database: str) -> dict:
@@ -77,6 +79,9 @@ def connections(cfg: StackConfig) -> dict[str, dict]:
         # password is the bearer token.
         "crm_api": {"conn_type": "http", "host": LOOPBACK, "port": cfg.ports.crm, "schema": "http",
                     "password": secrets["crm_api_token"]},
+        # Customer 360's key for the HMAC of emails that identity stitching matches on
+        # (flowgate.customer360.identity): a generic connection whose password is the key.
+        "customer_identity": {"conn_type": "generic", "password": secrets["identity_hash_key"]},
         # Per partner: HMAC and AES keys, and for PGP partners our private key and the
         # partner's signing key (devstack/partner_keys.py).
         **partner_keys.connections(cfg),

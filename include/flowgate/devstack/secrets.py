@@ -23,6 +23,7 @@ SECRET_NAMES = (
     "airflow_api_secret",
     "crm_api_token",     # the CRM simulator's bearer token (the crm_api connection's password)
     "crm_admin_token",   # its /_chaos and /_simulate endpoints
+    "identity_hash_key", # Customer 360's HMAC key of emails (the customer_identity connection)
 )
 
 

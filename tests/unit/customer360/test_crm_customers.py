@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from flowgate.customer360.customers import company, customer, normalized_email
+from flowgate.customer360.customers import company, customer
+from flowgate.customer360.identity import normalised_email
 
 
 def test_a_customer_depends_on_seed_and_index_only():
@@ -18,15 +19,15 @@ def test_a_customer_depends_on_seed_and_index_only():
 
 def test_emails_are_unique_per_index_and_phones_fictional():
     people = [customer(13, i, 100) for i in range(2_000)]
-    assert len({normalized_email(p.email) for p in people}) == len(people)
+    assert len({normalised_email(p.email) for p in people}) == len(people)
     for p in people:
-        assert re.fullmatch(r"[a-z]+\.[a-z]+\d+@example\.(com|org|net)", normalized_email(p.email))
+        assert re.fullmatch(r"[a-z]+\.[a-z]+\d+@example\.(com|org|net)", normalised_email(p.email))
         assert p.phone == "" or re.fullmatch(r"\+1-202-555-01\d\d", p.phone)
         assert 0 <= p.company_index < 100
 
 
 def test_some_emails_come_as_typed_and_normalise_to_one_address():
     people = [customer(13, i, 100) for i in range(2_000)]
-    messy = [p for p in people if p.email != normalized_email(p.email)]
+    messy = [p for p in people if p.email != normalised_email(p.email)]
     assert 50 < len(messy) < 300, "a few capitals and stray spaces, as forms deliver them"
-    assert normalized_email("  Ada.Brown7@Example.COM ") == "ada.brown7@example.com"
+    assert normalised_email("  Ada.Brown7@Example.COM ") == "ada.brown7@example.com"

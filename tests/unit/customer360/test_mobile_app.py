@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from flowgate.customer360.customers import DEFAULT_SEED, customer
+from flowgate.customer360.identity import normalised_email
 from flowgate.customer360.mobile_app import (
-    APP_VERSIONS, MobileApp, encode, normalise_email, resent, user_email, user_id_of)
+    APP_VERSIONS, MobileApp, encode, resent, user_email, user_id_of)
 
 START = datetime(2026, 11, 30, 9, tzinfo=UTC)
 
@@ -82,14 +84,17 @@ def test_devices_beyond_the_users_never_log_in():
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 42])
-def test_user_emails_normalise_to_the_address_the_crm_seeds(n):
-    assert normalise_email(user_email(n)) == f"user{n}@example.com"
+def test_user_n_logs_in_with_the_email_of_crm_contact_n(n):
+    assert normalised_email(user_email(n)) == normalised_email(customer(DEFAULT_SEED, n, companies=1).email)
+
+
+def test_the_crm_seed_decides_the_emails():
+    assert normalised_email(user_email(7, crm_seed=1)) == normalised_email(customer(1, 7, companies=1).email)
 
 
 def test_user_emails_vary_in_case_and_whitespace_so_normalisation_matters():
     raw = [user_email(n) for n in range(4)]
-    assert len({normalise_email(r).replace(str(n), "") for n, r in enumerate(raw)}) == 1
-    assert sum(r != normalise_email(r) for r in raw) == 3
+    assert sum(r != normalised_email(r) for r in raw) == 3
 
 
 def test_resent_is_a_deterministic_sample_with_the_same_event_ids():

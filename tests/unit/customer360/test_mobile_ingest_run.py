@@ -34,6 +34,6 @@ def test_messages_split_into_events_and_rejected_keeping_kafka_coordinates():
                        "ts": "2026-11-30T09:00:00Z", "app_version": "1.0.0", "properties": {"screen": "home"}})
     events, rejected = examine_messages(
         [{"topic": "mobile.events", "partition": 1, "offset": 41, "timestamp": None, "value": good},
-         {"topic": "mobile.events", "partition": 0, "offset": 9, "timestamp": None, "value": "nope"}], load_schema())
+         {"topic": "mobile.events", "partition": 0, "offset": 9, "timestamp": None, "value": "nope"}], load_schema(), "test-identity-key")
     assert [type(e) for e in events] == [Examined] and [type(r) for r in rejected] == [Rejected]
     assert (events[0].at.partition, events[0].at.offset) == (1, 41) and rejected[0].at.offset == 9

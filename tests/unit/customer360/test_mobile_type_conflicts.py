@@ -10,6 +10,7 @@ from flowgate.customer360.mobile_schema import (
     KafkaCoordinates, TypeConflict, load_schema, parse_timestamp, read_event, typed_envelope)
 
 SCHEMA = load_schema()
+IDENTITY_KEY = "test-identity-key"
 
 
 def _event(**changes) -> dict:
@@ -33,7 +34,7 @@ def test_a_numeric_user_id_leaves_the_column_null_and_is_a_conflict():
 
 def test_the_raw_value_stays_in_the_payload_as_received():
     raw = json.dumps(_event(user_id=100007))
-    examined = read_event(raw, KafkaCoordinates("mobile.events", 0, 1), SCHEMA)
+    examined = read_event(raw, KafkaCoordinates("mobile.events", 0, 1), SCHEMA, IDENTITY_KEY)
     assert examined.payload_text == raw and json.loads(examined.payload_text)["user_id"] == 100007
     assert len(examined.conflicts) == 1
 
@@ -62,5 +63,5 @@ def test_several_conflicts_in_one_event_are_each_reported():
 
 
 def test_an_event_whose_app_version_is_odd_still_names_a_release_for_its_drift():
-    examined = read_event(json.dumps(_event(app_version=3)), KafkaCoordinates("t", 0, 0), SCHEMA)
+    examined = read_event(json.dumps(_event(app_version=3)), KafkaCoordinates("t", 0, 0), SCHEMA, IDENTITY_KEY)
     assert examined.app_version == "unknown"
